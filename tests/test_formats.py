@@ -7,8 +7,22 @@ import pytest
 import torch
 
 from fpqvar.formats import (
-    AFPQ_FP4, DFQ_FP4, DFQ_FP6, FORMATS, FP4_E1M2, FP4_E2M1, FP4_E3M0, FP6_E2M3, FP6_E3M2, FP8_E4M3, FP8_E5M2,
-    INT4, INT4_ASYM, INT6_ASYM, DualFormat, get_format,
+    AFPQ_FP4,
+    DFQ_FP4,
+    DFQ_FP6,
+    FORMATS,
+    FP4_E1M2,
+    FP4_E2M1,
+    FP4_E3M0,
+    FP6_E2M3,
+    FP6_E3M2,
+    FP8_E4M3,
+    FP8_E5M2,
+    INT4,
+    INT4_ASYM,
+    INT6_ASYM,
+    DualFormat,
+    get_format,
 )
 
 

@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 
 from fpqvar.formats import DFQ_FP4, DFQ_FP6, FP4_E2M1, FP6_E2M3, FP6_E3M2, INT4, INT8_ASYM, get_format
 from fpqvar.quant import (
-    PerChannel, PerGroup, PerTensor, PerToken, dequantize, fake_quantize, fake_quantize_ste, quantize,
+    PerChannel,
+    PerGroup,
+    PerTensor,
+    PerToken,
+    dequantize,
+    fake_quantize,
+    fake_quantize_ste,
+    quantize,
 )
 
 FP32_EPS = torch.finfo(torch.float32).eps

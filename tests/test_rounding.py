@@ -2,14 +2,24 @@
 
 import pytest
 import torch
+from nearest_grid_reference import round_reference
 
 from fpqvar.formats import (
-    AFPQ_FP4, DFQ_FP4, DFQ_FP6, FP4_E1M2, FP4_E2M1, FP4_E3M0, FP6_E2M3, FP6_E3M2, FP8_E4M3, FP8_E5M2,
-    INT4, INT6_ASYM, INT8,
+    AFPQ_FP4,
+    DFQ_FP4,
+    DFQ_FP6,
+    FP4_E1M2,
+    FP4_E2M1,
+    FP4_E3M0,
+    FP6_E2M3,
+    FP6_E3M2,
+    FP8_E4M3,
+    FP8_E5M2,
+    INT4,
+    INT6_ASYM,
+    INT8,
 )
 from fpqvar.quant import TIES, round_to_format
-
-from nearest_grid_reference import round_reference
 
 ALL_FP16 = torch.arange(2**16, dtype=torch.int32).to(torch.int16).view(torch.float16)
 

@@ -1,0 +1,90 @@
+"""Every job of the project. `nox -s reproduce` regenerates the paper's figures and tables as a book;
+`nox -s tests` runs unit tests, cocotb suites and nbval. Pins live in pyproject.toml."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import nox
+
+nox.options.default_venv_backend = "virtualenv"  # uv does not see the local CPU torch wheel
+nox.options.sessions = ["tests"]
+
+ROOT = pathlib.Path(__file__).parent
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+BOOK_NOTEBOOKS = ROOT / "book" / "notebooks"
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, cocotb suites over rtl/ and nbval over the committed notebooks, in one pytest run."""
+    _install(session, "test,notebooks,rtl")
+    paths = ["tests", *(["rtl/tests"] if (ROOT / "rtl" / "tests").is_dir() else [])]
+    notebooks = [f"notebooks/{name}.ipynb" for name in NOTEBOOKS]
+    session.run("pytest", *paths, "--nbval", "--nbval-current-env", *notebooks, *session.posargs)
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    """Run every notebook with papermill into book/notebooks/, then build the book.
+
+    Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p checkpoint var_d30.pth -p device cuda`.
+    """
+    _install(session, "notebooks,book")
+    BOOK_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
+    build = ROOT / "build" / "notebooks"
+    build.mkdir(parents=True, exist_ok=True)
+    for name in NOTEBOOKS:
+        source = build / f"{name}.ipynb"
+        session.run("jupytext", "--to", "ipynb", "--set-kernel", "python3", f"notebooks/{name}.py", "-o", str(source))
+        session.run(
+            "papermill", str(source), str(BOOK_NOTEBOOKS / f"{name}.ipynb"), "--cwd", str(ROOT),
+            "-p", "output_dir", f"build/results/{name}", *session.posargs,
+        )
+    _build_book(session)
+
+
+@nox.session
+def book(session: nox.Session) -> None:
+    """Build the book from the notebooks `reproduce` executed, or else from the committed ones."""
+    _install(session, "notebooks,book")
+    BOOK_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
+    for name in NOTEBOOKS:
+        target = BOOK_NOTEBOOKS / f"{name}.ipynb"
+        if not target.exists():
+            shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", target)
+    _build_book(session)
+
+
+def _build_book(session: nox.Session) -> None:
+    # -W: a notebook that raised, or any Sphinx warning, fails the build instead of exiting 0.
+    session.run("jupyter-book", "build", "-W", "-n", "--keep-going", "book/")
+    session.log(f"book: {ROOT / 'book' / '_build' / 'html' / 'index.html'}")
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Sync every notebooks/*.py into its paired .ipynb and re-execute it, so nbval has outputs to compare."""
+    _install(session, "notebooks")
+    for name in NOTEBOOKS:
+        session.run("jupytext", "--sync", f"notebooks/{name}.py")
+        session.run("papermill", f"notebooks/{name}.ipynb", f"notebooks/{name}.ipynb", "--cwd", str(ROOT))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session, "lint")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py", "notebooks")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed benchmarks (GPU where present). Never part of CI; results land in benchmarks/results/."""
+    _install(session, "test")
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        session.run("python", str(script), *session.posargs)
