@@ -40,31 +40,32 @@ class QuantizedTensor:
         return dequantize(self)
 
 
-def _finite(rows: torch.Tensor) -> torch.Tensor:
-    return torch.where(torch.isfinite(rows), rows, 0)
-
-
-def _divide(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return torch.where(scale > 0, rows / scale, 0)
+def _absmax(rows: torch.Tensor) -> torch.Tensor:
+    """Per-row max |x| over the finite elements."""
+    return torch.nan_to_num(rows.abs(), nan=0.0, posinf=0.0).amax(-1, keepdim=True)
 
 
 def _quantize_groups(rows: torch.Tensor, fmt: Format, tie: Tie):
-    """Grid values (float32) and scales of ``rows`` (one scale per row)."""
-    finite = _finite(rows)
+    """Grid values (float32) and scales of ``rows`` (one scale per row).
+
+    A zero scale makes x / s NaN (0 / 0); non-finite x make it NaN or Inf. Rounding maps both to 0,
+    so no mask is needed here.
+    """
     if isinstance(fmt, DualFormat):
-        negative_scale = (-finite).clamp(min=0).amax(-1, keepdim=True) / -fmt.min_value
-        scale = finite.clamp(min=0).amax(-1, keepdim=True) / fmt.max_value
-        scaled = torch.where(rows > 0, _divide(rows, scale), _divide(rows, negative_scale))
+        negative_scale = _absmax(rows.clamp(max=0)) / -fmt.min_value
+        scale = _absmax(rows.clamp(min=0)) / fmt.max_value
+        scaled = torch.where(rows > 0, rows / scale, rows / negative_scale)
         return round_to_format(scaled, fmt, tie), scale, negative_scale, None
     if isinstance(fmt, IntFormat) and not fmt.symmetric:
+        finite = torch.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
         low, high = finite.amin(-1, keepdim=True), finite.amax(-1, keepdim=True)
         scale = (high - low).clamp(min=_ASYMMETRIC_MIN_RANGE) / (fmt.max_value - fmt.min_value)
         zero_point = round_to_integer((fmt.min_value - low / scale).float(), tie)
-        levels = round_to_integer(_divide(rows, scale).float(), tie) + zero_point
+        levels = round_to_integer((rows / scale).float(), tie) + zero_point
         levels = torch.where(torch.isfinite(rows), levels, zero_point)
         return levels.clamp(fmt.min_value, fmt.max_value), scale, None, zero_point
-    scale = finite.abs().amax(-1, keepdim=True) / fmt.max_value
-    return round_to_format(_divide(rows, scale), fmt, tie), scale, None, None
+    scale = _absmax(rows) / fmt.max_value
+    return round_to_format(rows / scale, fmt, tie), scale, None, None
 
 
 def _dequantize_groups(levels, scale, negative_scale, zero_point) -> torch.Tensor:

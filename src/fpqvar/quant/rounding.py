@@ -31,47 +31,41 @@ def _check_tie(tie: str) -> None:
         raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
 
 
-def _power_of_two(exponent: torch.Tensor) -> torch.Tensor:
-    """2**exponent as float32, exactly, for integer exponents in the normal float32 range."""
-    return ((exponent + _FP32_BIAS) << _FP32_MANTISSA_BITS).view(torch.float32)
-
-
-def _round_float(y: torch.Tensor, fmt: FloatFormat, tie: Tie) -> torch.Tensor:
-    magnitude = y.abs()
-    # Unbiased float32 exponent = floor(log2 |y|); values below the format's smallest normal
-    # binade (its subnormals) share that binade's spacing, values above its top binade saturate.
-    binade = ((magnitude.view(torch.int32) >> _FP32_MANTISSA_BITS) - _FP32_BIAS).clamp(
-        fmt.min_exponent, fmt.max_exponent
-    )
-    steps = magnitude * _power_of_two(fmt.mantissa_bits - binade)  # |y| / spacing, exact
-    low = steps.floor()
-    frac = steps - low
-    if tie == "even":
-        if fmt.mantissa_bits > 0:
-            low_code_odd = low.remainder(2) == 1  # the code's last bit is the mantissa's last bit
-        else:
-            # No mantissa: neighbours are 2**binade (exponent field binade + bias) and the next
-            # power of two; the code's last bit is the exponent field's. Below the normals the
-            # only neighbours are 0 (code 0) and the smallest normal (field 1).
-            low_code_odd = (low == 1) & ((binade + fmt.bias).remainder(2) == 1)
-        up_on_tie = low_code_odd
-    elif tie == "up":
-        up_on_tie = y > 0
-    else:
-        up_on_tie = y < 0
-    steps = low + ((frac > 0.5) | ((frac == 0.5) & up_on_tie)).to(low.dtype)
-    rounded = (steps * _power_of_two(binade - fmt.mantissa_bits)).clamp(max=fmt.max_value)
-    return torch.where(y < 0, -rounded, rounded)
-
-
 def round_to_integer(y: torch.Tensor, tie: Tie = "even") -> torch.Tensor:
-    """Nearest integer (unbounded), ties as ``tie``; float32 in and out."""
+    """Nearest integer (unbounded), ties as ``tie``."""
     _check_tie(tie)
     if tie == "even":
         return torch.round(y)
     if tie == "up":
         return torch.floor(y + 0.5)
     return torch.ceil(y - 0.5)
+
+
+def _power_of_two(biased_exponent: torch.Tensor) -> torch.Tensor:
+    """2**(biased_exponent - 127) as float32, exactly, for biased exponents in 1..254."""
+    return (biased_exponent << _FP32_MANTISSA_BITS).view(torch.float32)
+
+
+def _round_float(y: torch.Tensor, fmt: FloatFormat, tie: Tie) -> torch.Tensor:
+    # The float32 exponent field of y is floor(log2|y|) + 127. Values below the format's smallest
+    # normal binade (its subnormals) share that binade's spacing; values above its top binade saturate.
+    field = ((y.view(torch.int32) >> _FP32_MANTISSA_BITS) & 0xFF).clamp(
+        fmt.min_exponent + _FP32_BIAS, fmt.max_exponent + _FP32_BIAS
+    )
+    m = fmt.mantissa_bits
+    steps = y * _power_of_two(2 * _FP32_BIAS + m - field)  # y / spacing, exact
+    if tie == "even" and m == 0:
+        # No mantissa: the neighbours of a tie at 1.5 steps are 2**binade and 2**(binade + 1), whose
+        # codes differ in the exponent field's last bit; round() would always pick the larger one.
+        low_field_even = (field - _FP32_BIAS + fmt.bias).remainder(2) == 0
+        at_tie = steps.abs() == 1.5
+        steps = torch.where(at_tie & low_field_even, steps.sign(), torch.round(steps))
+    else:
+        # With a mantissa, a code's last bit is the parity of its step count, so round-half-even on
+        # the step count is round-half-to-even-code.
+        steps = round_to_integer(steps, tie)
+    rounded = steps * _power_of_two(field - m)
+    return rounded.clamp(-fmt.max_value, fmt.max_value)
 
 
 def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Tensor:
@@ -81,8 +75,7 @@ def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Te
     non-positive half and ``y > 0`` on the positive format's non-negative half.
     """
     _check_tie(tie)
-    y = y.to(torch.float32)
-    y = torch.where(torch.isfinite(y), y, 0.0)
+    y = torch.nan_to_num(y.to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if isinstance(fmt, DualFormat):
         negative = round_to_format(y, fmt.negative, tie).clamp(max=0.0)
         positive = round_to_format(y, fmt.positive, tie).clamp(min=0.0)

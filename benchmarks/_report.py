@@ -1,0 +1,52 @@
+"""Shared by the benchmark scripts: timing and the JSON record of where and when they ran."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import platform
+import statistics
+import time
+
+import torch
+
+from fpqvar.atomic import atomic_path
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def median_seconds(fn, device: torch.device, repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall time of ``fn()``, synchronising the GPU around each call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def write_result(name: str, device: torch.device, payload: dict) -> pathlib.Path:
+    record = {
+        "benchmark": name,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **payload,
+    }
+    path = RESULTS / f"{name}_{device.type}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return path

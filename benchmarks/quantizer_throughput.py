@@ -1,0 +1,62 @@
+"""Quantizer throughput (GB/s moved: input read + output written) against a plain tensor copy, in one run.
+
+    python benchmarks/quantizer_throughput.py [--device cuda] [--elements 268435456] [--dtype bfloat16]
+
+Eager PyTorch runs each elementwise step as its own kernel; `torch.compile` fuses the whole
+quantize-dequantize into one, which is how it reaches memory speed. Both are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _report import median_seconds, write_result
+
+from fpqvar.quant import PerGroup, PerToken, fake_quantize
+
+CASES = {
+    "fp4_e2m1 per-group-128": ("fp4_e2m1", PerGroup(128)),
+    "dfq fp4 per-group-128": ("dfq_e1m2neg_e2m1pos", PerGroup(128)),
+    "fp6_e2m3 per-token": ("fp6_e2m3", PerToken()),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--elements", type=int, default=None, help="default: 2**28 on GPU, 2**24 on CPU")
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    elements = args.elements or (2**28 if device.type == "cuda" else 2**24)
+    x = torch.randn(elements // 4096, 4096, device=device, dtype=dtype)
+    out = torch.empty_like(x)
+    moved = 2 * x.numel() * x.element_size()  # bytes read + bytes written
+
+    def gbps(seconds: float) -> float:
+        return moved / seconds / 1e9
+
+    copy = gbps(median_seconds(lambda: out.copy_(x), device))
+    rows = [{"case": "copy", "mode": "-", "GB/s": round(copy, 1), "vs copy": 1.0}]
+    for label, (fmt, granularity) in CASES.items():
+        variants = {"eager": fake_quantize}
+        if not args.no_compile:
+            variants["compiled"] = torch.compile(fake_quantize, dynamic=False)
+        for mode, fn in variants.items():
+            speed = gbps(median_seconds(lambda fn=fn, fmt=fmt, g=granularity: fn(x, fmt, g), device))
+            rows.append({"case": label, "mode": mode, "GB/s": round(speed, 1), "vs copy": round(speed / copy, 3)})
+
+    for row in rows:
+        print(f"{row['case']:<26} {row['mode']:<9} {row['GB/s']:>8.1f} GB/s  {row['vs copy']:.3f}x copy")
+    path = write_result(
+        f"quantizer_throughput_{args.dtype}", device, {"dtype": args.dtype, "elements": x.numel(), "shape": list(x.shape), "rows": rows}
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
