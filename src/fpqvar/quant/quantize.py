@@ -54,7 +54,7 @@ def _quantize_groups(rows: torch.Tensor, fmt: Format, tie: Tie):
     if isinstance(fmt, DualFormat):
         negative_scale = _absmax(rows.clamp(max=0)) / -fmt.min_value
         scale = _absmax(rows.clamp(min=0)) / fmt.max_value
-        scaled = torch.where(rows > 0, rows / scale, rows / negative_scale)
+        scaled = rows / torch.where(rows > 0, scale, negative_scale)
         return round_to_format(scaled, fmt, tie), scale, negative_scale, None
     if isinstance(fmt, IntFormat) and not fmt.symmetric:
         finite = torch.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)

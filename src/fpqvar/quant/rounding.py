@@ -13,6 +13,8 @@ Ties (a value exactly between two grid points) follow ``tie``:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -46,26 +48,58 @@ def _power_of_two(biased_exponent: torch.Tensor) -> torch.Tensor:
     return (biased_exponent << _FP32_MANTISSA_BITS).view(torch.float32)
 
 
-def _round_float(y: torch.Tensor, fmt: FloatFormat, tie: Tie) -> torch.Tensor:
-    # The float32 exponent field of y is floor(log2|y|) + 127. Values below the format's smallest
-    # normal binade (its subnormals) share that binade's spacing; values above its top binade saturate.
-    field = ((y.view(torch.int32) >> _FP32_MANTISSA_BITS) & 0xFF).clamp(
-        fmt.min_exponent + _FP32_BIAS, fmt.max_exponent + _FP32_BIAS
+@dataclass(frozen=True)
+class _Binades:
+    """What rounding needs of a grid: float32 exponent fields of its lowest and highest binade,
+    mantissa bits (the steps per binade are 2**mantissa_bits), and the clamp range."""
+
+    min_field: int
+    max_field: int
+    mantissa_bits: int
+    exponent_bias: int
+    low: float
+    high: float
+
+
+def _binades(fmt: FloatFormat | IntFormat) -> _Binades:
+    if isinstance(fmt, IntFormat):
+        # Integers are one binade with spacing 1: field 128 with one mantissa bit gives 2**(128-127-1).
+        return _Binades(128, 128, 1, 0, fmt.min_value, fmt.max_value)
+    return _Binades(
+        fmt.min_exponent + _FP32_BIAS, fmt.max_exponent + _FP32_BIAS, fmt.mantissa_bits, fmt.bias,
+        fmt.min_value, fmt.max_value,
     )
-    m = fmt.mantissa_bits
+
+
+def _round_on_binades(y: torch.Tensor, b: _Binades, tie: Tie, negative: _Binades | None = None) -> torch.Tensor:
+    """Round on ``b``'s grid; with ``negative``, values y <= 0 round on that grid instead (dual formats)."""
+
+    def pick(positive_value, negative_value):
+        if negative is None or positive_value == negative_value:
+            return positive_value
+        picked = torch.where(y > 0, positive_value, negative_value)
+        # exponent arithmetic must stay int32 for the bit-cast to float32
+        return picked.to(torch.int32) if isinstance(positive_value, int) else picked
+
+    n = negative or b
+    # The float32 exponent field of y is floor(log2|y|) + 127. Values below the grid's lowest binade
+    # (subnormals) share its spacing; values above its top binade saturate.
+    field = (y.view(torch.int32) >> _FP32_MANTISSA_BITS) & 0xFF
+    field = torch.clamp(field, min=pick(b.min_field, n.min_field), max=pick(b.max_field, n.max_field))
+    m = pick(b.mantissa_bits, n.mantissa_bits)
     steps = y * _power_of_two(2 * _FP32_BIAS + m - field)  # y / spacing, exact
-    if tie == "even" and m == 0:
+    if tie == "even" and 0 in (b.mantissa_bits, n.mantissa_bits):
         # No mantissa: the neighbours of a tie at 1.5 steps are 2**binade and 2**(binade + 1), whose
         # codes differ in the exponent field's last bit; round() would always pick the larger one.
-        low_field_even = (field - _FP32_BIAS + fmt.bias).remainder(2) == 0
-        at_tie = steps.abs() == 1.5
-        steps = torch.where(at_tie & low_field_even, steps.sign(), torch.round(steps))
+        low_field_even = (field - _FP32_BIAS + pick(b.exponent_bias, n.exponent_bias)).remainder(2) == 0
+        at_tie = (steps.abs() == 1.5) & (m == 0) & low_field_even
+        steps = torch.where(at_tie, steps.sign(), torch.round(steps))
     else:
         # With a mantissa, a code's last bit is the parity of its step count, so round-half-even on
         # the step count is round-half-to-even-code.
         steps = round_to_integer(steps, tie)
     rounded = steps * _power_of_two(field - m)
-    return rounded.clamp(-fmt.max_value, fmt.max_value)
+    return torch.clamp(rounded, min=pick(b.low, n.low), max=pick(b.high, n.high))
 
 
 def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Tensor:
@@ -77,11 +111,9 @@ def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Te
     _check_tie(tie)
     y = torch.nan_to_num(y.to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if isinstance(fmt, DualFormat):
-        negative = round_to_format(y, fmt.negative, tie).clamp(max=0.0)
-        positive = round_to_format(y, fmt.positive, tie).clamp(min=0.0)
-        return torch.where(y > 0, positive, negative)
-    if isinstance(fmt, IntFormat):
-        return round_to_integer(y, tie).clamp(fmt.min_value, fmt.max_value)
-    if isinstance(fmt, FloatFormat):
-        return _round_float(y, fmt, tie)
+        negative = dataclasses.replace(_binades(fmt.negative), high=0.0)
+        positive = dataclasses.replace(_binades(fmt.positive), low=0.0)
+        return _round_on_binades(y, positive, tie, negative)
+    if isinstance(fmt, (FloatFormat, IntFormat)):
+        return _round_on_binades(y, _binades(fmt), tie)
     raise TypeError(f"round_to_format takes a FloatFormat, IntFormat or DualFormat, not {type(fmt).__name__}")
