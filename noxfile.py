@@ -77,9 +77,16 @@ def notebooks(session: nox.Session) -> None:
 
 
 @nox.session
+def rtl(session: nox.Session) -> None:
+    """The cocotb suites and the Verilator lint of rtl/ alone."""
+    _install(session, "test,rtl")
+    session.run("pytest", "rtl/tests", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session, "lint")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py", "notebooks")
+    session.run("ruff", "check", "src", "tests", "rtl", "benchmarks", "noxfile.py", "notebooks")
 
 
 @nox.session
