@@ -71,35 +71,59 @@ def _binades(fmt: FloatFormat | IntFormat) -> _Binades:
     )
 
 
+# Grids with at most this many binade boundaries find each value's binade by comparing |y| with
+# those powers of two (float-only, vectorizes well on CPU); wider ones (FP8) read the exponent bits.
+_MAX_THRESHOLDS = 8
+
+
+def _spacing(y: torch.Tensor, b: _Binades) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Grid spacing around each y (a power of two) and, for a grid without mantissa bits, whether the
+    exponent field of the grid value just below |y| is even (what round-half-to-even-code needs)."""
+    low, high = b.min_field - _FP32_BIAS, b.max_field - _FP32_BIAS  # unbiased exponents of the end binades
+    m = b.mantissa_bits
+    if high - low <= _MAX_THRESHOLDS:
+        magnitude = y.abs()
+        spacing = torch.full_like(y, 2.0 ** (low - m))
+        passed = torch.zeros_like(y) if m == 0 else None
+        for exponent in range(low + 1, high + 1):
+            above = magnitude >= 2.0**exponent
+            spacing = torch.where(above, 2.0 ** (exponent - m), spacing)
+            if passed is not None:
+                passed = passed + above
+        field_even = None if passed is None else (passed + (low + b.exponent_bias)).remainder(2) == 0
+        return spacing, field_even
+    # The float32 exponent field of y is floor(log2|y|) + 127; clamp it to the grid's binades.
+    field = ((y.view(torch.int32) >> _FP32_MANTISSA_BITS) & 0xFF).clamp(b.min_field, b.max_field)
+    field_even = None if m else (field - _FP32_BIAS + b.exponent_bias).remainder(2) == 0
+    return _power_of_two(field - m), field_even
+
+
 def _round_on_binades(y: torch.Tensor, b: _Binades, tie: Tie, negative: _Binades | None = None) -> torch.Tensor:
     """Round on ``b``'s grid; with ``negative``, values y <= 0 round on that grid instead (dual formats)."""
-
-    def pick(positive_value, negative_value):
-        if negative is None or positive_value == negative_value:
-            return positive_value
-        picked = torch.where(y > 0, positive_value, negative_value)
-        # exponent arithmetic must stay int32 for the bit-cast to float32
-        return picked.to(torch.int32) if isinstance(positive_value, int) else picked
-
-    n = negative or b
-    # The float32 exponent field of y is floor(log2|y|) + 127. Values below the grid's lowest binade
-    # (subnormals) share its spacing; values above its top binade saturate.
-    field = (y.view(torch.int32) >> _FP32_MANTISSA_BITS) & 0xFF
-    field = torch.clamp(field, min=pick(b.min_field, n.min_field), max=pick(b.max_field, n.max_field))
-    m = pick(b.mantissa_bits, n.mantissa_bits)
-    steps = y * _power_of_two(2 * _FP32_BIAS + m - field)  # y / spacing, exact
-    if tie == "even" and 0 in (b.mantissa_bits, n.mantissa_bits):
-        # No mantissa: the neighbours of a tie at 1.5 steps are 2**binade and 2**(binade + 1), whose
-        # codes differ in the exponent field's last bit; round() would always pick the larger one.
-        low_field_even = (field - _FP32_BIAS + pick(b.exponent_bias, n.exponent_bias)).remainder(2) == 0
-        at_tie = (steps.abs() == 1.5) & (m == 0) & low_field_even
-        steps = torch.where(at_tie, steps.sign(), torch.round(steps))
+    spacing, field_even = _spacing(y, b)
+    low, high = b.low, b.high
+    if negative is not None:
+        negative_spacing, negative_field_even = _spacing(y, negative)
+        positive = y > 0
+        spacing = torch.where(positive, spacing, negative_spacing)
+        if field_even is not None or negative_field_even is not None:
+            # a half with a mantissa never has a tie at 1.5 steps that needs the exponent: mark it odd
+            field_even = torch.where(
+                positive,
+                False if field_even is None else field_even,
+                False if negative_field_even is None else negative_field_even,
+            )
+        low, high = negative.low, b.high
+    steps = y / spacing  # exact: spacing is a power of two
+    if tie == "even" and field_even is not None:
+        # No mantissa: a tie at 1.5 steps lies between 2**binade and 2**(binade + 1), whose codes differ
+        # in the exponent field's last bit; round() alone would always pick the larger one.
+        steps = torch.where((steps.abs() == 1.5) & field_even, steps.sign(), torch.round(steps))
     else:
         # With a mantissa, a code's last bit is the parity of its step count, so round-half-even on
         # the step count is round-half-to-even-code.
         steps = round_to_integer(steps, tie)
-    rounded = steps * _power_of_two(field - m)
-    return torch.clamp(rounded, min=pick(b.low, n.low), max=pick(b.high, n.high))
+    return torch.clamp(steps * spacing, min=low, max=high)
 
 
 def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Tensor:
