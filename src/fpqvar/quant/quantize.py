@@ -13,6 +13,7 @@ out of the scale and quantize to 0, so no NaN reaches the output.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +43,8 @@ class QuantizedTensor:
 
 def _absmax(rows: torch.Tensor) -> torch.Tensor:
     """Per-row max |x| over the finite elements."""
-    return torch.nan_to_num(rows.abs(), nan=0.0, posinf=0.0).amax(-1, keepdim=True)
+    magnitude = rows.abs()
+    return torch.where(magnitude < math.inf, magnitude, 0.0).amax(-1, keepdim=True)
 
 
 def _quantize_groups(rows: torch.Tensor, fmt: Format, tie: Tie):

@@ -14,6 +14,7 @@ Ties (a value exactly between two grid points) follow ``tie``:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,7 +134,8 @@ def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Te
     non-positive half and ``y > 0`` on the positive format's non-negative half.
     """
     _check_tie(tie)
-    y = torch.nan_to_num(y.to(torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    y = y.to(torch.float32)
+    y = torch.where(y.abs() < math.inf, y, 0.0)  # NaN, +-Inf -> 0 (a compare vectorizes; isnan does not on CPU)
     if isinstance(fmt, DualFormat):
         negative = dataclasses.replace(_binades(fmt.negative), high=0.0)
         positive = dataclasses.replace(_binades(fmt.positive), low=0.0)
