@@ -19,11 +19,91 @@ def _formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_classes(text: str, num_classes: int) -> list[int]:
+    """"0-999", "1,153,698" or a mix ("0-9,500") -> sorted class ids, each checked against the model."""
+    classes: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        first, last = int(low), int(high or low)
+        classes.update(range(first, last + 1))
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise SystemExit(f"classes {sorted(bad)[:5]} are outside this model's 0..{num_classes - 1}")
+    return sorted(classes)
+
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": None}
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import json
+    import pathlib
+
+    import torch
+
+    from .atomic import atomic_path
+    from .distributed import finish_process, init_process
+    from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches
+    from .model.loading import load_vae, load_var
+
+    process = init_process(args.device)
+    var = load_var(args.var, device=process.device)
+    vae = load_vae(args.vae, device=process.device)
+    batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
+    out = pathlib.Path(args.out)
+    settings = {
+        "var": str(args.var), "vae": str(args.vae), "classes": args.classes, "per_class": args.per_class,
+        "batch_size": args.batch_size, "seed": args.seed, "cfg": args.cfg, "top_k": args.top_k, "top_p": args.top_p,
+        "dtype": args.dtype,
+    }
+    manifest = out / "run.json"
+    if manifest.exists() and json.loads(manifest.read_text()) != settings:
+        raise SystemExit(f"{out} holds a run with other settings ({manifest}); resume with the same ones or use another folder")
+    process.barrier()
+    if process.rank == 0:
+        with atomic_path(manifest) as tmp:
+            tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    dtype = DTYPES[args.dtype]
+    generate_batches(
+        var, vae, batches_for_rank(batches, process.rank, process.world_size), out,
+        amp_dtype=None if dtype is None else getattr(torch, dtype), progress=not args.quiet, position=process.rank,
+        cfg=args.cfg, top_k=args.top_k, top_p=args.top_p,
+    )
+    process.barrier()
+    if process.rank == 0:
+        npz = pathlib.Path(args.npz) if args.npz else out.with_suffix(".npz")
+        count = pack_npz(out, batches, npz)
+        print(f"{count} images in {out}; packed into {npz}")
+    finish_process()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpqvar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fpqvar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("formats", help="list the number formats and their ranges").set_defaults(run=_formats)
+
+    sample = commands.add_parser(
+        "sample",
+        help="generate class-conditional images to PNGs and an .npz (resumable; many GPUs with torchrun)",
+        description="Each batch j of a class uses seed SEED + j. Defaults are the paper's evaluation settings.",
+    )
+    sample.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth or .safetensors")
+    sample.add_argument("--vae", required=True, help="VQVAE checkpoint: vae_ch160v4096z32.pth or .safetensors")
+    sample.add_argument("--out", required=True, help="folder for class<c>_img<i>.png files")
+    sample.add_argument("--npz", help="packed output (default: OUT.npz beside the folder)")
+    sample.add_argument("--classes", default="0-999", help="e.g. 0-999 or 1,153,698 (default 0-999)")
+    sample.add_argument("--per-class", type=int, default=50, help="images per class (default 50)")
+    sample.add_argument("--batch-size", type=int, default=50, help="images per generate call (default 50)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of each class's first batch (default 0)")
+    sample.add_argument("--cfg", type=float, default=1.5)
+    sample.add_argument("--top-k", type=int, default=900)
+    sample.add_argument("--top-p", type=float, default=0.96)
+    sample.add_argument("--dtype", choices=sorted(DTYPES), default="fp16", help="autocast dtype (default fp16, as the original)")
+    sample.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    sample.set_defaults(run=_sample)
     return parser
 
 
