@@ -239,3 +239,15 @@ def test_condition_dropout_only_in_training():
         null_out = var.eval()(torch.tensor([10, 10]), x)
     assert not torch.allclose(eval_out, train_out)
     assert torch.allclose(train_out, null_out)
+
+
+def test_low_precision_linear_storage_changes_nothing_under_autocast():
+    from fpqvar.model.precision import cast_linear_weights
+
+    vae, var = tiny_pair()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = var.generate(vae, 2, labels=torch.tensor([1, 2]), seed=3, top_k=0, top_p=0.0)
+        cast_linear_weights(var, torch.bfloat16)
+        stored = var.generate(vae, 2, labels=torch.tensor([1, 2]), seed=3, top_k=0, top_p=0.0)
+    assert var.blocks[0].attn.mat_qkv.weight.dtype == torch.bfloat16 and var.pos_1LC.dtype == torch.float32
+    assert torch.equal(reference, stored)

@@ -1,0 +1,77 @@
+"""VAR sampling speed with random weights: images/s at batch 64 and latency at batch 1, d16 and d30.
+
+    python benchmarks/sampling_throughput.py [--depths 16 30] [--dtype bfloat16]
+
+Paper evaluation settings (cfg 1.5, top-k 900, top-p 0.96), VQVAE decoding included, bf16 autocast.
+Two storage modes: "fp32 weights" (the original's: autocast re-casts every linear weight at every step)
+and "bf16 linear weights" (fpqvar.model.precision.cast_linear_weights: the same results, less traffic).
+For scale (issue 3): the released VAR code on one H200, fp16, random weights: d30 57 img/s at batch 64 and
+145 ms per image at batch 1; d16 145 img/s and 86 ms. Targets: d30 >= 75 img/s and <= 40 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _report import median_seconds, write_result
+
+from fpqvar.model import VAR, VQVAE, VARConfig
+from fpqvar.model.precision import cast_linear_weights
+
+RELEASED_BASELINE = {16: {"img_per_s_b64": 145.0, "ms_b1": 86.0}, 30: {"img_per_s_b64": 57.0, "ms_b1": 145.0}}
+TARGET = {30: {"img_per_s_b64": 75.0, "ms_b1": 40.0}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depths", type=int, nargs="+", default=[16, 30])
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    with torch.device(device):
+        vae = VQVAE().eval()
+    rows = []
+    for depth in args.depths:
+        torch.manual_seed(0)
+        with torch.device(device):
+            var = VAR(VARConfig(depth=depth))
+        var.init_weights(init_adaln_gamma=1e-3)
+        var.eval()
+        for mode in ("fp32 weights", "bf16 linear weights"):
+            if mode.startswith("bf16"):
+                cast_linear_weights(var, dtype)
+            for batch, repeats in ((64, 3), (1, 10)):
+                labels = torch.arange(batch, device=device) % 1000
+
+                def run(batch=batch, labels=labels):
+                    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
+                        var.generate(vae, batch, labels=labels, seed=0)
+
+                seconds = median_seconds(run, device, repeats=repeats, warmup=2)
+                row = {"depth": depth, "mode": mode, "batch": batch, "seconds_per_call": round(seconds, 4),
+                       "img_per_s": round(batch / seconds, 2), "ms_per_img": round(1000 * seconds / batch, 2)}
+                rows.append(row)
+                print(row, flush=True)
+        del var
+        torch.cuda.empty_cache()
+
+    summary = {}
+    for depth in args.depths:
+        best64 = max(r["img_per_s"] for r in rows if r["depth"] == depth and r["batch"] == 64)
+        best1 = min(r["ms_per_img"] for r in rows if r["depth"] == depth and r["batch"] == 1)
+        summary[f"d{depth}"] = {"img_per_s_b64": best64, "ms_b1": best1,
+                                "released_code_h200_fp16": RELEASED_BASELINE.get(depth), "target": TARGET.get(depth)}
+        print(f"d{depth}: {best64:.1f} img/s at batch 64, {best1:.1f} ms at batch 1; released code on H200: "
+              f"{RELEASED_BASELINE.get(depth)}; target: {TARGET.get(depth)}")
+    print(f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    path = write_result(f"sampling_throughput_{args.dtype}", device, {"rows": rows, "summary": summary})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Storage precision for inference."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def cast_linear_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Store every nn.Linear weight and bias in ``dtype`` (e.g. bf16), leaving embeddings and the rest fp32.
+
+    Under ``torch.autocast(dtype=dtype)`` this changes no result: autocast casts fp32 linear weights to
+    ``dtype`` at every call anyway. It only stops re-reading and re-casting them at every generation step.
+    The residual stream, LayerNorm and the embeddings stay fp32, as in the original inference.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.to(dtype)
+    return model
