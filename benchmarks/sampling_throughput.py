@@ -48,9 +48,9 @@ def main() -> None:
             for batch, repeats in ((64, 3), (1, 10)):
                 labels = torch.arange(batch, device=device) % 1000
 
-                def run(batch=batch, labels=labels):
+                def run(batch=batch, labels=labels, model=var):
                     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
-                        var.generate(vae, batch, labels=labels, seed=0)
+                        model.generate(vae, batch, labels=labels, seed=0)
 
                 seconds = median_seconds(run, device, repeats=repeats, warmup=2)
                 row = {"depth": depth, "mode": mode, "batch": batch, "seconds_per_call": round(seconds, 4),
