@@ -23,11 +23,21 @@ RELEASED_BASELINE = {16: {"img_per_s_b64": 145.0, "ms_b1": 86.0}, 30: {"img_per_
 TARGET = {30: {"img_per_s_b64": 75.0, "ms_b1": 40.0}}
 
 
+def print_profile(run, title: str) -> None:
+    run()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    print(f"== {title}")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depths", type=int, nargs="+", default=[16, 30])
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of one call per batch size instead")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -52,6 +62,9 @@ def main() -> None:
                     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
                         model.generate(vae, batch, labels=labels, seed=0)
 
+                if args.profile:
+                    print_profile(run, f"d{depth} {mode} batch {batch}")
+                    continue
                 seconds = median_seconds(run, device, repeats=repeats, warmup=2)
                 row = {"depth": depth, "mode": mode, "batch": batch, "seconds_per_call": round(seconds, 4),
                        "img_per_s": round(batch / seconds, 2), "ms_per_img": round(1000 * seconds / batch, 2)}
@@ -60,6 +73,8 @@ def main() -> None:
         del var
         torch.cuda.empty_cache()
 
+    if args.profile:
+        return
     summary = {}
     for depth in args.depths:
         best64 = max(r["img_per_s"] for r in rows if r["depth"] == depth and r["batch"] == 64)
