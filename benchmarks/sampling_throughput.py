@@ -17,6 +17,7 @@ import torch
 from _report import median_seconds, write_result
 
 from fpqvar.model import VAR, VQVAE, VARConfig
+from fpqvar.model.compile import compile_for_sampling
 from fpqvar.model.precision import cast_linear_weights
 
 RELEASED_BASELINE = {16: {"img_per_s_b64": 145.0, "ms_b1": 86.0}, 30: {"img_per_s_b64": 57.0, "ms_b1": 145.0}}
@@ -43,24 +44,26 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
 
-    with torch.device(device):
-        vae = VQVAE().eval()
     rows = []
     for depth in args.depths:
+        with torch.device(device):
+            vae = VQVAE().eval()
         torch.manual_seed(0)
         with torch.device(device):
             var = VAR(VARConfig(depth=depth))
         var.init_weights(init_adaln_gamma=1e-3)
         var.eval()
-        for mode in ("fp32 weights", "bf16 linear weights"):
+        for mode in ("fp32 weights", "bf16 linear weights", "bf16 linear weights + compiled"):
             if mode.startswith("bf16"):
                 cast_linear_weights(var, dtype)
+            if mode.endswith("compiled"):
+                compile_for_sampling(var, vae)
             for batch, repeats in ((64, 3), (1, 10)):
                 labels = torch.arange(batch, device=device) % 1000
 
-                def run(batch=batch, labels=labels, model=var):
+                def run(batch=batch, labels=labels, model=var, decoder=vae):
                     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
-                        model.generate(vae, batch, labels=labels, seed=0)
+                        model.generate(decoder, batch, labels=labels, seed=0)
 
                 if args.profile:
                     print_profile(run, f"d{depth} {mode} batch {batch}")

@@ -120,10 +120,13 @@ class AdaLNSelfAttn(nn.Module):
             return self.ada_gss + cond
         return self.ada_lin(cond).view(-1, 1, 6, self.C)
 
+    def modulate(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.ln_wo_grad(x).mul(scale.add(1)).add_(shift)
+
     def forward(self, x: torch.Tensor, modulation: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         gamma1, gamma2, scale1, scale2, shift1, shift2 = modulation.unbind(2)
-        x = x + self.drop_path(self.attn(self.ln_wo_grad(x).mul(scale1.add(1)).add_(shift1), attn_bias).mul_(gamma1))
-        x = x + self.drop_path(self.ffn(self.ln_wo_grad(x).mul(scale2.add(1)).add_(shift2)).mul(gamma2))
+        x = x + self.drop_path(self.attn(self.modulate(x, scale1, shift1), attn_bias).mul_(gamma1))
+        x = x + self.drop_path(self.ffn(self.modulate(x, scale2, shift2)).mul(gamma2))
         return x
 
 
