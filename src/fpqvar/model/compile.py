@@ -13,7 +13,11 @@ from .vqvae import VQVAE
 
 
 def compile_for_sampling(var: VAR, vae: VQVAE) -> None:
-    """Fuse the decoder's GroupNorm/SiLU/casts with its convolutions, and each block's LayerNorm modulation."""
+    """Fuse the decoder's GroupNorm/SiLU/casts with its convolutions, and each block's LayerNorm modulation.
+
+    Pays off at large batches (H200, d30, batch 64: 57 -> 64 img/s); at batch 1 the per-call guard
+    checks cost more than they save (see benchmarks/README.md).
+    """
     vae.decoder = torch.compile(vae.decoder, dynamic=False)
     for block in var.blocks:
         block.modulate = torch.compile(block.modulate, dynamic=True)
