@@ -1,0 +1,91 @@
+"""Apply a recipe to a VAR in place: quantized linears, rotation and lambda wired in, KV-cache store swapped."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..model.hooks import replace_module
+from ..model.var import VAR
+from ..rotation import orthogonal_hadamard
+from .kv_cache import QuantizedKVCache
+from .layers import InputTransform, QuantizedLinear
+from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe
+
+Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
+
+
+@torch.no_grad()
+def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
+    """Paper Eq. 6: make each block's AdaLN output the mat_qkv / fc1 inputs already multiplied by lambda.
+
+    With scale rows W_s, b_s and shift rows W_h, b_h: W_s' = diag(lambda) W_s, b_s' = lambda b_s + lambda - 1,
+    W_h' = diag(lambda) W_h, b_h' = lambda b_h; then LN(x)(1 + s') + h' = lambda (LN(x)(1 + s) + h) exactly.
+    """
+    if var.config.shared_aln:
+        raise ValueError(
+            "lambda cannot be folded into a shared AdaLN (d36): the shared MLP feeds every block. "
+            "Use the released code's online multiply instead: recipe.replace(galt_fold=False)"
+        )
+    C = var.config.C
+    # chunk order: gamma1, gamma2, scale1, scale2, shift1, shift2
+    rows = {"attn.mat_qkv": (2, 4), "ffn.fc1": (3, 5)}
+    for i, block in enumerate(var.blocks):
+        linear = block.ada_lin[1]
+        for kind, (scale_chunk, shift_chunk) in rows.items():
+            lam = lambdas[f"blocks.{i}.{kind}"].to(linear.weight)
+            for chunk, offset in ((scale_chunk, 1.0), (shift_chunk, 0.0)):
+                rows_slice = slice(chunk * C, (chunk + 1) * C)
+                linear.weight[rows_slice] *= lam[:, None]
+                linear.bias[rows_slice] = lam * linear.bias[rows_slice] + offset * (lam - 1)
+
+
+def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:
+    """Rewire ``var`` (in place) as ``recipe`` says and return it. ``lambdas`` are GALT's learned factors."""
+    if recipe.galt and lambdas is None:
+        raise ValueError(
+            f"recipe {recipe.name} uses GALT: pass lambdas={{'blocks.<i>.attn.mat_qkv': tensor(C), "
+            "'blocks.<i>.ffn.fc1': tensor(C), ...}} (learned by GALT, paper Alg. 3)"
+        )
+    C = var.config.C
+    rotation = None
+    if recipe.rotation == "full":
+        rotation = orthogonal_hadamard(C, recipe.rotation_seed)
+    elif recipe.rotation == "group":
+        if C % recipe.rotation_group:
+            raise ValueError(f"width {C} is not divisible by the GHT group size {recipe.rotation_group}")
+        rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed)
+    fold = recipe.galt and recipe.galt_fold
+    if fold:
+        fold_lambda_into_ada_lin(var, lambdas)
+
+    for i in range(len(var.blocks)):
+        for kind in LAYER_KINDS:
+            name = f"blocks.{i}.{kind}"
+            try:
+                linear = var.get_submodule(name)
+            except AttributeError:
+                continue  # shared-AdaLN blocks have no ada_lin
+            layer = recipe.layer(i, kind)
+            transform = None
+            if kind in ROTATED_KINDS and (rotation is not None or recipe.galt):
+                scale = lambdas[name] if recipe.galt else None
+                transform = InputTransform(C, rotation, scale, scale_online=not fold)
+            if layer is None and transform is None:
+                continue
+            quantized = QuantizedLinear(
+                linear,
+                None if layer is None else layer.weight,
+                None if layer is None else layer.input,
+                transform,
+                recipe.tie,
+            )
+            replace_module(var, name, quantized)
+
+    if recipe.kv_cache is not None:
+        factory = functools.partial(QuantizedKVCache, recipe.kv_cache, recipe.kv_past_only, recipe.tie)
+        for block in var.blocks:
+            block.attn.kv_cache_factory = factory
+    var.recipe = recipe
+    return var

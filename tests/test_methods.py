@@ -1,0 +1,157 @@
+"""Quantization methods: Hadamard constructions, exactness of rotation and GALT folding, recipes on models."""
+
+import json
+
+import pytest
+import torch
+from tiny_models import tiny_pair
+
+from fpqvar.formats import get_format
+from fpqvar.methods import RECIPES, QuantizedKVCache, QuantizedLinear, Recipe, get_recipe, quantize_model
+from fpqvar.methods.layers import OperandQuant
+from fpqvar.model import VAR, released_var_config
+from fpqvar.quant import PerGroup, PerToken, quantize
+from fpqvar.rotation import block_diagonal_hadamard, hadamard, orthogonal_hadamard, paley_type_1, paley_type_2
+
+
+@pytest.mark.parametrize("n", [128, 384, 1024, 1280, 1536, 1920, 2304])
+def test_hadamard_for_every_var_width(n):
+    H = hadamard(n)
+    assert bool((H.abs() == 1).all())
+    assert torch.equal(H @ H.T, n * torch.eye(n, dtype=torch.float64))
+
+
+def test_paley_constructions_and_errors():
+    assert paley_type_1(59).shape == (60, 60) and paley_type_2(17).shape == (36, 36)
+    with pytest.raises(ValueError, match="prime q = 3 mod 4"):
+        paley_type_1(13)
+    with pytest.raises(ValueError, match="no Hadamard matrix of order 92"):  # 92 = 4 * 23 and 91, 22 are not prime
+        hadamard(92)
+    R = orthogonal_hadamard(384, seed=3)
+    assert torch.allclose(R @ R.T, torch.eye(384, dtype=torch.float64), atol=1e-12)
+    G = block_diagonal_hadamard(384, 128, seed=1)
+    assert torch.equal(G[:128, :128], G[256:, 256:]) and G[:128, 128:].abs().sum() == 0
+
+
+def _teacher_logits(vae, var, seed=0):
+    torch.manual_seed(seed)
+    x = vae.quantize.idxBl_to_var_input(vae.img_to_idxBl(torch.rand(2, 3, 8, 8) * 2 - 1))
+    with torch.no_grad():
+        return var(torch.tensor([1, 6]), x)
+
+
+def _random_lambdas(var, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    C = var.config.C
+    return {f"blocks.{i}.{k}": torch.rand(C, generator=g) * 1.5 + 0.5 for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")}
+
+
+NO_QUANT = Recipe("transform only")
+
+
+@pytest.mark.parametrize("rotation", ["full", "group"])
+@pytest.mark.parametrize("seed", [None, 7])
+def test_rotation_alone_leaves_outputs_unchanged(rotation, seed):
+    vae, var = tiny_pair(width=384)
+    reference = _teacher_logits(vae, var)
+    quantize_model(var, NO_QUANT.replace(rotation=rotation, rotation_seed=seed))
+    assert isinstance(var.blocks[0].attn.mat_qkv, QuantizedLinear)
+    # float32 products of a 384-wide rotation: about 1e-6 relative error per matmul
+    torch.testing.assert_close(_teacher_logits(vae, var), reference, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_galt_alone_leaves_outputs_unchanged(fold):
+    vae, var = tiny_pair(width=384)
+    reference = _teacher_logits(vae, var)
+    quantize_model(var, NO_QUANT.replace(galt=True, galt_fold=fold, rotation="group"), lambdas=_random_lambdas(var))
+    torch.testing.assert_close(_teacher_logits(vae, var), reference, rtol=0, atol=1e-4)
+
+
+def test_folded_galt_equals_online_galt_under_quantization():
+    outputs = []
+    for fold in (True, False):
+        vae, var = tiny_pair(width=384)
+        quantize_model(var, get_recipe("fp4_fpqvar").replace(galt_fold=fold), lambdas=_random_lambdas(var))
+        outputs.append(_teacher_logits(vae, var))
+    # the two differ only in where lambda is multiplied: float rounding of the modulated activation
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-3)
+
+
+def test_quantized_weights_lie_on_grid_times_scale():
+    _, var = tiny_pair(width=384)
+    original = var.blocks[0].ffn.fc2.weight.detach().clone()
+    quantize_model(var, get_recipe("fp4_dfq"))
+    layer = var.blocks[0].ffn.fc2
+    q = quantize(original, "fp4_e2m1", PerGroup(128))
+    assert q.scale.shape == (384, 12)
+    assert torch.equal(layer.weight, q.dequantize())
+    levels = layer.weight.reshape(384, 12, 128) / q.scale[..., None]
+    assert bool(torch.isin(levels, get_format("fp4_e2m1").grid.float()).all())
+    assert layer.input_quant.fmt == "dfq_e1m2neg_e2m1pos"
+
+
+def test_quantization_changes_outputs_by_format_strength():
+    vae, var = tiny_pair(width=384)
+    reference = _teacher_logits(vae, var)
+    errors = {}
+    for name in ("int8_rtn", "fp6_baseline", "fp4_baseline"):
+        vae, var = tiny_pair(width=384)
+        quantize_model(var, get_recipe(name))
+        errors[name] = (_teacher_logits(vae, var) - reference).pow(2).mean().item()
+    assert 0 < errors["int8_rtn"] < errors["fp6_baseline"] < errors["fp4_baseline"]
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_named_recipe_applies_to_a_small_model(name):
+    vae, var = tiny_pair(width=384)
+    recipe = get_recipe(name)
+    lambdas = _random_lambdas(var) if recipe.galt else None
+    quantize_model(var, recipe, lambdas=lambdas)
+    images = var.generate(vae, 2, labels=3, seed=0)
+    assert torch.isfinite(images).all()
+    assert Recipe.from_dict(json.loads(recipe.to_json())) == recipe
+
+
+@pytest.mark.parametrize("name", ["int4_litevar", "fp6_fpqvar_kv6", "fp4_fpqvar"])
+def test_recipes_apply_to_a_d30_shaped_model_on_the_meta_device(name):
+    with torch.device("meta"):
+        var = VAR(released_var_config("d30"))
+    recipe = get_recipe(name)
+    C = var.config.C
+    lambdas = {f"blocks.{i}.{k}": torch.ones(C, device="meta") for i in range(30) for k in ("attn.mat_qkv", "ffn.fc1")}
+    quantize_model(var, recipe, lambdas=lambdas if recipe.galt else None)
+    quantized = [n for n, m in var.named_modules() if isinstance(m, QuantizedLinear)]
+    expected = {"int4_litevar": 3 * 30, "fp6_fpqvar_kv6": 4 * 30, "fp4_fpqvar": 4 * 30}[name]
+    assert len(quantized) == expected
+
+
+def test_galt_needs_lambdas_and_cannot_fold_into_a_shared_adaln():
+    _, var = tiny_pair(width=384)
+    with pytest.raises(ValueError, match="uses GALT: pass lambdas"):
+        quantize_model(var, get_recipe("fp4_fpqvar"))
+    _, shared = tiny_pair(width=384, shared_aln=True)
+    with pytest.raises(ValueError, match="shared AdaLN"):
+        quantize_model(shared, get_recipe("fp4_fpqvar"), lambdas=_random_lambdas(shared))
+    quantize_model(shared, get_recipe("fp4_fpqvar").replace(galt_fold=False), lambdas=_random_lambdas(shared))
+
+
+def test_kv_cache_quantization_modes():
+    quant = OperandQuant("fp6_e2m3", PerToken())
+    k1, v1, k2, v2 = (torch.randn(2, 3, n, 64) for n in (4, 4, 9, 9))
+    paper = QuantizedKVCache(quant)
+    keys, _ = paper.update(k1, v1)
+    assert torch.equal(keys, quant(k1, "even"))
+    released = QuantizedKVCache(quant, past_only=True)
+    keys, _ = released.update(k1, v1)
+    assert torch.equal(keys, k1)  # the current step attends to itself in full precision
+    keys, values = released.update(k2, v2)
+    assert torch.equal(keys, torch.cat((quant(k1, "even"), k2), 2))
+    assert torch.equal(values, torch.cat((quant(v1, "even"), v2), 2))
+
+
+def test_unknown_recipe_and_kind_are_named():
+    with pytest.raises(ValueError, match="unknown recipe 'fp3'.*fp4_fpqvar"):
+        get_recipe("fp3")
+    with pytest.raises(ValueError, match="unknown layer kind 'mlp'"):
+        Recipe("bad", layers={"mlp": None})
