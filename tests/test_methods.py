@@ -155,3 +155,24 @@ def test_unknown_recipe_and_kind_are_named():
         get_recipe("fp3")
     with pytest.raises(ValueError, match="unknown layer kind 'mlp'"):
         Recipe("bad", layers={"mlp": None})
+
+
+def test_quantize_command_end_to_end_then_sample(tmp_path):
+    from fpqvar.cli import main
+    from fpqvar.model.loading import load_var, save_safetensors
+
+    vae, var = tiny_pair(width=384)
+    save_safetensors(var, tmp_path / "var.safetensors")
+    save_safetensors(vae, tmp_path / "vae.safetensors")
+    assert main(["quantize", "--var", str(tmp_path / "var.safetensors"), "--recipe", "fp6_fpqvar_kv6", "--tie", "up",
+                 "--out", str(tmp_path / "q.safetensors")]) == 0
+    reloaded = load_var(tmp_path / "q.safetensors")
+    assert reloaded.recipe.tie == "up" and reloaded.recipe.name == "fp6_fpqvar_kv6"
+    direct = quantize_model(tiny_pair(width=384)[1], get_recipe("fp6_fpqvar_kv6").replace(tie="up"))
+    a = direct.generate(vae, 2, labels=1, seed=0)
+    b = reloaded.generate(vae, 2, labels=1, seed=0)
+    assert torch.equal(a, b)
+    assert main(["sample", "--var", str(tmp_path / "q.safetensors"), "--vae", str(tmp_path / "vae.safetensors"),
+                 "--out", str(tmp_path / "samples"), "--classes", "0-1", "--per-class", "2", "--batch-size", "2",
+                 "--dtype", "fp32", "--device", "cpu", "--quiet"]) == 0
+    assert (tmp_path / "samples.npz").exists()

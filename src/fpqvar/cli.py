@@ -78,6 +78,32 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    import json
+    import pathlib
+
+    from .checkpoints import load_state_dict
+    from .methods import Recipe, get_recipe, quantize_model, save_quantized
+    from .methods.layers import QuantizedLinear
+    from .model.loading import load_var
+
+    var = load_var(args.var)
+    if pathlib.Path(args.recipe).suffix == ".json":
+        recipe = Recipe.from_dict(json.loads(pathlib.Path(args.recipe).read_text()))
+    else:
+        recipe = get_recipe(args.recipe)
+    changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
+                                 ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
+    recipe = recipe.replace(**changes)
+    lambdas = load_state_dict(args.lambdas) if args.lambdas else None
+    quantize_model(var, recipe, lambdas)
+    save_quantized(var, args.out)
+    layers = sum(isinstance(m, QuantizedLinear) for m in var.modules())
+    print(f"{recipe.name}: {layers} linear layers rewired; wrote {args.out}")
+    print(recipe.to_json())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpqvar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fpqvar {__version__}")
@@ -104,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(run=_sample)
+
+    quantize = commands.add_parser(
+        "quantize", help="apply a quantization recipe to a VAR checkpoint; writes a .safetensors that `sample` reads"
+    )
+    quantize.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth or .safetensors")
+    quantize.add_argument("--recipe", required=True, help="a named recipe (e.g. fp4_fpqvar, int4_litevar) or a recipe .json")
+    quantize.add_argument("--out", required=True, help="output .safetensors")
+    quantize.add_argument("--lambdas", help="GALT lambdas (.safetensors/.pth: blocks.<i>.attn.mat_qkv, blocks.<i>.ffn.fc1)")
+    quantize.add_argument("--tie", choices=["even", "up", "down"], help="rounding ties (released code: up)")
+    quantize.add_argument("--galt-online", action="store_true", help="multiply lambda online (released code) instead of folding it")
+    quantize.add_argument("--kv-past-only", action="store_true", help="quantize only past steps' K/V (released code)")
+    quantize.set_defaults(run=_quantize)
     return parser
 
 

@@ -6,7 +6,9 @@ import functools
 
 import torch
 
+from ..model.config import VARConfig
 from ..model.hooks import replace_module
+from ..model.loading import RECIPE_METADATA_KEY, check_state_dict, save_safetensors
 from ..model.var import VAR
 from ..rotation import orthogonal_hadamard
 from .kv_cache import QuantizedKVCache
@@ -89,3 +91,24 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             block.attn.kv_cache_factory = factory
     var.recipe = recipe
     return var
+
+
+def save_quantized(var: VAR, path) -> None:
+    """Write a quantized VAR (fake-quantized weights, folded transforms) with its config and recipe as metadata."""
+    if not hasattr(var, "recipe"):
+        raise ValueError("this VAR has no recipe applied; call quantize_model first")
+    save_safetensors(var, path, metadata={RECIPE_METADATA_KEY: var.recipe.to_json()})
+
+
+def quantized_var_from_state_dict(state: dict, config: VARConfig, recipe: dict, source: str = "state dict") -> VAR:
+    """Rebuild a saved quantized VAR: the recipe's structure on the meta device, then the saved tensors."""
+    recipe = Recipe.from_dict(recipe)
+    with torch.device("meta"):
+        var = VAR(config)
+        lambdas = None
+        if recipe.galt:
+            lambdas = {f"blocks.{i}.{k}": torch.ones(config.C) for i in range(config.depth) for k in ROTATED_KINDS}
+        quantize_model(var, recipe, lambdas)
+    check_state_dict(var, state, source)
+    var.load_state_dict(state, strict=True, assign=True)
+    return var.eval()

@@ -22,6 +22,7 @@ from .var import VAR
 from .vqvae import VQVAE
 
 CONFIG_METADATA_KEY = "fpqvar_config"
+RECIPE_METADATA_KEY = "fpqvar_recipe"  # a quantized VAR: rebuilt by fpqvar.methods before its tensors load
 
 
 class CheckpointMismatchError(ValueError):
@@ -125,13 +126,17 @@ def vae_from_state_dict(state: dict[str, torch.Tensor], config: VQVAEConfig | No
     return _assign(model, state, source).eval()
 
 
-def _config_from_metadata(path: pathlib.Path, cls):
+def _metadata(path: pathlib.Path) -> dict[str, str]:
     if path.suffix != ".safetensors":
-        return None
+        return {}
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        text = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+        return f.metadata() or {}
+
+
+def _config_from_metadata(path: pathlib.Path, cls):
+    text = _metadata(path).get(CONFIG_METADATA_KEY)
     if text is None:
         return None
     raw = json.loads(text)
@@ -143,7 +148,13 @@ def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: 
     """A VAR from `var_d*.pth` (official) or `.safetensors`; the configuration is read off the keys unless given."""
     path = pathlib.Path(path)
     state = load_state_dict(path, device)
-    return var_from_state_dict(state, config or _config_from_metadata(path, VARConfig), source=str(path))
+    config = config or _config_from_metadata(path, VARConfig)
+    recipe = _metadata(path).get(RECIPE_METADATA_KEY)
+    if recipe is not None:
+        from ..methods.apply import quantized_var_from_state_dict
+
+        return quantized_var_from_state_dict(state, config, json.loads(recipe), source=str(path))
+    return var_from_state_dict(state, config, source=str(path))
 
 
 def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device: str | torch.device = "cpu") -> VQVAE:
@@ -153,7 +164,9 @@ def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device
     return vae_from_state_dict(state, config or _config_from_metadata(path, VQVAEConfig), source=str(path))
 
 
-def save_safetensors(model: VAR | VQVAE, path: str | pathlib.Path, dtype: torch.dtype | None = None) -> None:
+def save_safetensors(
+    model: VAR | VQVAE, path: str | pathlib.Path, dtype: torch.dtype | None = None, metadata: dict[str, str] | None = None
+) -> None:
     """Write a model's state dict (optionally cast, floating tensors only) with its configuration as metadata."""
     from safetensors.torch import save_file
 
@@ -163,6 +176,6 @@ def save_safetensors(model: VAR | VQVAE, path: str | pathlib.Path, dtype: torch.
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
         for k, v in model.state_dict().items()
     }
-    metadata = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())}
+    metadata = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict()), **(metadata or {})}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
