@@ -14,6 +14,10 @@ def cast_linear_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     The residual stream, LayerNorm and the embeddings stay fp32, as in the original inference.
     """
     for module in model.modules():
-        if isinstance(module, nn.Linear):
-            module.to(dtype)
+        # nn.Linear, and drop-in replacements of it (quantized linears): their weight and bias only
+        if isinstance(module, nn.Linear) or hasattr(module, "in_features"):
+            for name in ("weight", "bias"):
+                parameter = getattr(module, name, None)
+                if parameter is not None:
+                    parameter.data = parameter.data.to(dtype)
     return model
