@@ -122,6 +122,8 @@ def test_recipes_apply_to_a_d30_shaped_model_on_the_meta_device(name):
     lambdas = {f"blocks.{i}.{k}": torch.ones(C, device="meta") for i in range(30) for k in ("attn.mat_qkv", "ffn.fc1")}
     quantize_model(var, recipe, lambdas=lambdas if recipe.galt else None)
     quantized = [n for n, m in var.named_modules() if isinstance(m, QuantizedLinear)]
+    transforms = [m.transform for m in var.modules() if isinstance(m, QuantizedLinear) and m.transform is not None]
+    assert all(t.rotation is None or t.rotation.device.type == "meta" for t in transforms)  # built on the model's device
     expected = {"int4_litevar": 3 * 30, "fp6_fpqvar_kv6": 4 * 30, "fp4_fpqvar": 4 * 30}[name]
     assert len(quantized) == expected
 

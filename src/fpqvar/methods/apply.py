@@ -50,14 +50,14 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             f"recipe {recipe.name} uses GALT: pass lambdas={{'blocks.<i>.attn.mat_qkv': tensor(C), "
             "'blocks.<i>.ffn.fc1': tensor(C), ...}} (learned by GALT, paper Alg. 3)"
         )
-    C = var.config.C
+    C, device = var.config.C, var.pos_1LC.device
     rotation = None
     if recipe.rotation == "full":
-        rotation = orthogonal_hadamard(C, recipe.rotation_seed)
+        rotation = orthogonal_hadamard(C, recipe.rotation_seed).to(device)
     elif recipe.rotation == "group":
         if C % recipe.rotation_group:
             raise ValueError(f"width {C} is not divisible by the GHT group size {recipe.rotation_group}")
-        rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed)
+        rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
     fold = recipe.galt and recipe.galt_fold
     if fold:
         fold_lambda_into_ada_lin(var, lambdas)
@@ -72,7 +72,7 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             layer = recipe.layer(i, kind)
             transform = None
             if kind in ROTATED_KINDS and (rotation is not None or recipe.galt):
-                scale = lambdas[name] if recipe.galt else None
+                scale = lambdas[name].to(device) if recipe.galt else None
                 transform = InputTransform(C, rotation, scale, scale_online=not fold)
             if layer is None and transform is None:
                 continue
