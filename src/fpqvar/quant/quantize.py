@@ -111,7 +111,10 @@ def fused_fake_quantize(
     """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode would launch ~15
     memory-bound kernels; plain eager elsewhere. Same operations, same results."""
     if x.is_cuda:
-        return _compiled_fake_quantize()(x, fmt, granularity, tie)
+        # One rank and layout for every caller (activations (2B, l, C), KV (B, H, l, d), weights (out, in)),
+        # so the compiled kernel is specialised per format and width only, never per stride pattern.
+        flat = x.reshape(-1, x.shape[-1]).contiguous() if x.dim() else x
+        return _compiled_fake_quantize()(flat, fmt, granularity, tie).reshape(x.shape)
     return fake_quantize(x, fmt, granularity, tie)
 
 
