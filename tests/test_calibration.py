@@ -11,7 +11,7 @@ from fpqvar.methods.calibration import ActivationStore, calibration_classes, cap
 from fpqvar.methods.galt import galt_loss, learn_lambda
 from fpqvar.methods.layers import OperandQuant
 from fpqvar.methods.report import layer_error_report
-from fpqvar.methods.search import search_dual_format, search_mixed_formats
+from fpqvar.methods.search import FP6_FORMATS, search_dual_format, search_mixed_formats, search_uniform_formats
 from fpqvar.quant import PerGroup
 from fpqvar.rotation import orthogonal_hadamard
 
@@ -103,3 +103,26 @@ def test_galt_reduces_the_quantization_error_and_keeps_the_best_epoch():
     assert after < before
     last, _ = learn_lambda(steps, weight, rotation, fp4, fp4, epochs=30, lr=0.01, select="last", weight_decay=0.01)
     assert not torch.equal(last, lam)
+
+
+def test_galt_command_then_quantize(tmp_path):
+    from fpqvar.cli import main
+    from fpqvar.model.loading import load_var, save_safetensors
+
+    vae, var = tiny_pair(width=384)
+    save_safetensors(var, tmp_path / "var.safetensors")
+    save_safetensors(vae, tmp_path / "vae.safetensors")
+    common = ["--var", str(tmp_path / "var.safetensors")]
+    assert main(["galt", *common, "--vae", str(tmp_path / "vae.safetensors"), "--out", str(tmp_path / "lambdas.safetensors"),
+                 "--samples", "2", "--epochs", "2", "--dtype", "fp32", "--device", "cpu"]) == 0
+    assert (tmp_path / "lambdas.safetensors.curves.json").exists()
+    assert main(["quantize", *common, "--recipe", "fp4_fpqvar", "--lambdas", str(tmp_path / "lambdas.safetensors"),
+                 "--out", str(tmp_path / "q.safetensors")]) == 0
+    assert load_var(tmp_path / "q.safetensors").recipe.galt
+
+
+def test_uniform_baseline_format_search(captured):
+    _, var, store = captured
+    weights = {name: var.get_submodule(name).weight for name in NAMES}
+    best, totals = search_uniform_formats(get_recipe("fp6_baseline"), store, weights, FP6_FORMATS)
+    assert len(totals) == 4 and totals[best] == min(totals.values())

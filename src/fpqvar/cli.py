@@ -104,6 +104,42 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _galt(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .atomic import atomic_path
+    from .methods import get_recipe
+    from .methods.calibration import calibration_classes, capture_activations
+    from .methods.galt import learn_lambdas
+    from .model.loading import load_vae, load_var
+    from .rotation import orthogonal_hadamard
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    var, vae = load_var(args.var, device=device), load_vae(args.vae, device=device)
+    recipe = get_recipe(args.recipe)
+    names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
+    classes = calibration_classes(args.samples, var.num_classes, args.classes, args.seed)
+    dtype = DTYPES[args.dtype]
+    store = capture_activations(var, vae, names, classes, seed=args.seed, amp_dtype=None if dtype is None else getattr(torch, dtype))
+    rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device) if recipe.rotation == "group" else None
+    layer = recipe.layers["attn.mat_qkv"]
+    weights = {name: var.get_submodule(name).weight for name in names}
+    lambdas, curves = learn_lambdas(
+        weights, store, rotation, layer.input, layer.weight, epochs=args.epochs, lr=args.lr,
+        weight_decay=args.weight_decay, select=args.select, tie=recipe.tie,
+    )
+    from safetensors.torch import save_file
+
+    with atomic_path(args.out) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in lambdas.items()}, str(tmp))
+    with atomic_path(f"{args.out}.curves.json") as tmp:
+        tmp.write_text(json.dumps(curves))
+    print(f"lambda for {len(lambdas)} layers -> {args.out}; per-epoch losses -> {args.out}.curves.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpqvar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fpqvar {__version__}")
@@ -142,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--galt-online", action="store_true", help="multiply lambda online (released code) instead of folding it")
     quantize.add_argument("--kv-past-only", action="store_true", help="quantize only past steps' K/V (released code)")
     quantize.set_defaults(run=_quantize)
+
+    galt = commands.add_parser("galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`")
+    galt.add_argument("--var", required=True)
+    galt.add_argument("--vae", required=True)
+    galt.add_argument("--out", required=True, help="lambdas .safetensors (curves beside it as .curves.json)")
+    galt.add_argument("--recipe", default="fp4_fpqvar", help="whose formats and rotation the loss uses (default fp4_fpqvar)")
+    galt.add_argument("--samples", type=int, default=100)
+    galt.add_argument("--classes", choices=["random", "first"], default="random", help="random (paper) or 0..N-1 (released)")
+    galt.add_argument("--seed", type=int, default=0)
+    galt.add_argument("--epochs", type=int, default=50)
+    galt.add_argument("--lr", type=float, default=0.01)
+    galt.add_argument("--weight-decay", type=float, default=0.0, help="paper 0; released code 0.01")
+    galt.add_argument("--select", choices=["best", "last"], default="best", help="paper: best epoch; released code: last")
+    galt.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
+    galt.add_argument("--device")
+    galt.set_defaults(run=_galt)
     return parser
 
 

@@ -73,3 +73,28 @@ def search_mixed_formats(
     recipe = base.replace(name=name or f"{base.name}_mixedformat", block_overrides=overrides,
                           description=f"{base.description}; per-layer formats searched on calibration data (MixedFormat)")
     return recipe, errors
+
+
+def search_uniform_formats(
+    base: Recipe,
+    store: ActivationStore,
+    weights: dict[str, torch.Tensor],
+    formats: tuple[str, ...] = FP4_FORMATS,
+) -> tuple[tuple[str, str], dict[tuple[str, str], float]]:
+    """Sec. III's baseline choice: one (weight format, input format) pair for every layer (one kind of MAC unit),
+    the pair with the least output MSE summed over layers, relative to each layer's output power."""
+    totals = {}
+    for wf, af in itertools.product(formats, formats):
+        total = 0.0
+        for layer_name, weight in weights.items():
+            template = base.layers.get(layer_name.split(".", 2)[2])
+            if template is None or template.weight is None or template.input is None:
+                continue
+            inputs = store.per_step(layer_name)
+            power = sum(float(F.linear(x, weight.float()).double().pow(2).mean()) for x in inputs) / len(inputs)
+            error = layer_output_mse(
+                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
+            )
+            total += error / power
+        totals[(wf, af)] = total
+    return min(totals, key=totals.get), totals
