@@ -75,6 +75,7 @@ def search_mixed_formats(
     return recipe, errors
 
 
+@torch.no_grad()
 def search_uniform_formats(
     base: Recipe,
     store: ActivationStore,
