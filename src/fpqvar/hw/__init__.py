@@ -1,5 +1,6 @@
 """Bit-exact models of the hardware in rtl/: the same arithmetic, bit for bit, in Python."""
 
+from .fht import fht, output_width
 from .lut_multiplier import PRODUCT_FRACTION_BITS, lut_multiplier_table, lut_product
 
-__all__ = ["PRODUCT_FRACTION_BITS", "lut_multiplier_table", "lut_product"]
+__all__ = ["fht", "output_width", "PRODUCT_FRACTION_BITS", "lut_multiplier_table", "lut_product"]
