@@ -9,14 +9,13 @@ only input is the AdaLN-modulated activation, so T acts right after the modulati
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..quant import Granularity, PerGroup, Tie, fake_quantize, fused_fake_quantize
+from ..quant import Granularity, PerGroup, Tie, fused_fake_quantize
 
 
 @dataclass(frozen=True)
@@ -28,16 +27,6 @@ class OperandQuant:
 
     def __call__(self, x: torch.Tensor, tie: Tie) -> torch.Tensor:
         return fused_fake_quantize(x, self.fmt, self.granularity, tie)
-
-
-def apply_input_transform(x: torch.Tensor, rotation: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor:
-    """(x * scale) R, with R applied to each group of R's order along the last dimension."""
-    if scale is not None:
-        x = x * scale
-    if rotation is not None:
-        G = rotation.shape[0]
-        x = (x.reshape(*x.shape[:-1], x.shape[-1] // G, G) @ rotation.to(x.dtype)).reshape(x.shape)
-    return x
 
 
 class InputTransform(nn.Module):
@@ -64,7 +53,13 @@ class InputTransform(nn.Module):
         self.register_buffer("scale", None if scale is None else scale.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_input_transform(x, self.rotation, self.scale if self.scale_online else None)
+        if self.scale is not None and self.scale_online:
+            x = x * self.scale
+        if self.rotation is not None:
+            G = self.rotation.shape[0]
+            shape = x.shape
+            x = (x.reshape(*shape[:-1], self.width // G, G) @ self.rotation.to(x.dtype)).reshape(shape)
+        return x
 
     @torch.no_grad()
     def fold_into_weight(self, weight: torch.Tensor) -> torch.Tensor:
@@ -76,16 +71,6 @@ class InputTransform(nn.Module):
             G = self.rotation.shape[0]
             w = (w.reshape(w.shape[0], self.width // G, G) @ self.rotation.double()).reshape(w.shape)
         return w.to(weight.dtype)
-
-
-def _transform_and_quantize(x, rotation, scale, fmt, granularity, tie):
-    """The part of a quantized linear before its matmul: (x * lambda) R, then Q(.) (one function to fuse)."""
-    return fake_quantize(apply_input_transform(x, rotation, scale), fmt, granularity, tie)
-
-
-@functools.cache
-def _fused_transform_and_quantize():
-    return torch.compile(_transform_and_quantize, dynamic=True)
 
 
 class QuantizedLinear(nn.Module):
@@ -113,14 +98,6 @@ class QuantizedLinear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and self.transform is not None and self.input_quant is not None:
-            # One fused kernel for lambda, the rotation and the quantizer (CUDA; same operations as below).
-            t = self.transform
-            flat = x.reshape(-1, x.shape[-1])
-            x = _fused_transform_and_quantize()(
-                flat, t.rotation, t.scale if t.scale_online else None, self.input_quant.fmt, self.input_quant.granularity, self.tie
-            ).reshape(x.shape)
-            return F.linear(x, self.weight, self.bias)
         if self.transform is not None:
             x = self.transform(x)
         if self.input_quant is not None:
