@@ -1,6 +1,7 @@
 """Bit-exact models of the hardware in rtl/: the same arithmetic, bit for bit, in Python."""
 
 from .fht import fht, output_width
+from .fp4_encoder import dfq_encoder_table, e2m1_encoder_table, encode_scaled
 from .lut_multiplier import PRODUCT_FRACTION_BITS, lut_multiplier_table, lut_product
 
-__all__ = ["fht", "output_width", "PRODUCT_FRACTION_BITS", "lut_multiplier_table", "lut_product"]
+__all__ = ["fht", "output_width", "dfq_encoder_table", "e2m1_encoder_table", "encode_scaled", "PRODUCT_FRACTION_BITS", "lut_multiplier_table", "lut_product"]
