@@ -50,4 +50,4 @@ def test_dequantized_group_is_within_one_step_of_software_fake_quantization():
     software = fake_quantize(x.double(), FP4_E2M1, PerGroup(128))
     assert torch.equal(x.abs().amax(-1, keepdim=True), m)
     # the widest E2M1 step is 2 (4 -> 6), in units of m / 6
-    assert bool(((hardware - software).abs() <= 2 * m / 6 * (1 + 1e-9)).all())  # float64 rounding of m / 6
+    assert bool(((hardware - software).abs() <= 2 * m.double() / 6 * (1 + 1e-9)).all())  # float64 rounding of m / 6
