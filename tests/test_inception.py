@@ -71,3 +71,23 @@ def test_tf_pools(model):
     ones = torch.ones(1, 1, 5, 5)
     assert torch.equal(tf_average_pool(ones), ones)  # corners divide by 4, not 9
     assert model.Mixed_7c.max_pool and not model.Mixed_7b.max_pool
+
+
+def test_evaluate_command_end_to_end(model, tmp_path):
+    import json
+
+    import numpy as np
+
+    from fpqvar.cli import main
+
+    torch.save(model.state_dict(), tmp_path / WEIGHTS_FILE)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "samples.npz", arr_0=rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8))
+    np.savez(tmp_path / "reference.npz", arr_0=rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8))
+    assert main(["evaluate", str(tmp_path / "samples.npz"), str(tmp_path / "reference.npz"), "--inception",
+                 str(tmp_path / WEIGHTS_FILE), "--out", str(tmp_path / "metrics.json"), "--batch-size", "6", "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"inception_score", "fid", "sfid", "precision", "recall"} <= metrics.keys()
+    assert metrics["fid"] > 0 and 0 <= metrics["precision"] <= 1 and metrics["num_samples"] == 12
+    with pytest.raises(FileNotFoundError, match="supply pt_inception"):
+        main(["evaluate", str(tmp_path / "samples.npz"), str(tmp_path / "reference.npz"), "--inception", str(tmp_path / "x.pth")])

@@ -140,6 +140,34 @@ def _galt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .atomic import atomic_path
+    from .eval import load_images, load_statistics
+    from .eval.evaluate import evaluate
+    from .eval.inception import load_inception, preprocess
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    network = load_inception(args.inception, device)
+
+    def extractor(images):
+        return network(preprocess(images).to(device))
+
+    statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") else {}
+    metrics = evaluate(extractor, load_images(args.samples), load_images(args.reference), statistics, args.batch_size)
+    metrics |= {"evaluator": f"Inception-v3 2015-12-05 ({args.inception})", "samples": str(args.samples),
+                "reference": str(args.reference)}
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpqvar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fpqvar {__version__}")
@@ -194,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     galt.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
     galt.add_argument("--device")
     galt.set_defaults(run=_galt)
+
+    evaluate = commands.add_parser("evaluate", help="IS, FID, sFID, precision, recall of samples against a reference batch")
+    evaluate.add_argument("samples", help="folder of PNGs or .npz (arr_0)")
+    evaluate.add_argument("reference", help="folder of PNGs or reference .npz (arr_0, and mu/sigma/mu_s/sigma_s if precomputed)")
+    evaluate.add_argument("--inception", required=True, help="pt_inception-2015-12-05-6726825d.pth (supply it; never downloaded)")
+    evaluate.add_argument("--out", help="write the metrics JSON here")
+    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--device")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

@@ -1,0 +1,51 @@
+"""Evaluate samples against a reference batch, as the OpenAI evaluator does, with any feature extractor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .metrics import FeatureStatistics, frechet_distance, inception_score, precision_recall
+
+FeatureExtractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # uint8 (N, H, W, 3) -> pool, probs, spatial
+
+
+def extract_features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 100, desc: str = "features") -> dict[str, np.ndarray]:
+    parts: dict[str, list] = {}
+    for start in tqdm(range(0, len(images), batch_size), desc=desc):
+        with torch.inference_mode():
+            out = extractor(torch.from_numpy(images[start : start + batch_size]))
+        for name, value in out.items():
+            parts.setdefault(name, []).append(value.double().cpu().numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def evaluate(
+    extractor: FeatureExtractor,
+    samples: np.ndarray,
+    reference: np.ndarray,
+    reference_statistics: dict[str, FeatureStatistics] | None = None,
+    batch_size: int = 100,
+    splits: int = 10,
+) -> dict[str, float]:
+    """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall."""
+    sample_features = extract_features(extractor, samples, batch_size, "sample features")
+    reference_features = extract_features(extractor, reference, batch_size, "reference features")
+    stats = reference_statistics or {}
+    reference_pool = stats.get("pool") or FeatureStatistics.of(reference_features["pool"])
+    reference_spatial = stats.get("spatial") or FeatureStatistics.of(reference_features["spatial"])
+    inception, inception_std = inception_score(sample_features["probs"], splits=splits)
+    precision, recall = precision_recall(reference_features["pool"], sample_features["pool"], k=3)
+    return {
+        "inception_score": inception,
+        "inception_score_std": inception_std,
+        "fid": frechet_distance(FeatureStatistics.of(sample_features["pool"]), reference_pool),
+        "sfid": frechet_distance(FeatureStatistics.of(sample_features["spatial"]), reference_spatial),
+        "precision": precision,
+        "recall": recall,
+        "num_samples": int(len(samples)),
+        "num_reference": int(len(reference)),
+    }
