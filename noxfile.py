@@ -84,6 +84,13 @@ def rtl(session: nox.Session) -> None:
 
 
 @nox.session
+def synth(session: nox.Session) -> None:
+    """Yosys resource estimates (UltraScale+, not Vivado) of every RTL module, to data/hw/resources.json."""
+    _install(session, "rtl")
+    session.run("python", "rtl/synthesize.py")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session, "lint")
     session.run("ruff", "check", "src", "tests", "rtl", "benchmarks", "noxfile.py", "notebooks")

@@ -29,7 +29,6 @@ module fp4_encoder #(
 );
 
 localparam integer LOW = DUAL ? -7 : -12;
-localparam integer HIGH = 12;
 localparam signed [5:0] LOW6 = DUAL ? -6'sd7 : -6'sd12;
 localparam signed [5:0] HIGH6 = 6'sd12;
 localparam [4:0] TOP_ADDRESS = DUAL ? 5'd19 : 5'd24;
@@ -69,14 +68,12 @@ function automatic [3:0] encode(input integer t);
     end
 endfunction
 
-reg [3:0] code_table [0:HIGH-LOW];
-
-integer entry;
-initial begin
-    for (entry = 0; entry <= HIGH - LOW; entry = entry + 1) begin
-        code_table[entry] = encode(entry + LOW);
+// The table: a constant function of the 5-bit address, which synthesis maps to one LUT5 per code bit.
+function automatic [3:0] table_entry(input [4:0] address);
+    begin
+        table_entry = encode({27'd0, address} + LOW);
     end
-end
+endfunction
 
 assign s_ready = !m_valid || m_ready;
 
@@ -89,7 +86,7 @@ generate
         wire signed [5:0] offset = t - LOW6;  // in 0..TOP_ADDRESS once t is in range, so bit 5 is 0
         wire [4:0] address = (t < LOW6) ? 5'd0 : (t > HIGH6) ? TOP_ADDRESS : offset[4:0];
         wire unused_sign = offset[5];
-        assign codes[g*4 +: 4] = code_table[address];
+        assign codes[g*4 +: 4] = table_entry(address);
     end
 endgenerate
 

