@@ -247,6 +247,30 @@ class MultiScaleQuantizer(nn.Module):
         f_hat.add_(self.phi(scale)(h_BChw))
         return f_hat, f_hat
 
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward (var-spec.md 1.7), in float32: the residual loop over every scale.
+
+        Returns the straight-through f_hat (values of f_hat, gradients to f), the VQ loss (per scale
+        beta * |sg(f_hat_k) - f|^2 + |f_hat_k - sg(f)|^2 on the running sum f_hat_k, averaged over scales)
+        and the code usage (scales, vocab) counts of this batch.
+        """
+        with torch.autocast(f.device.type, enabled=False):
+            f = f.float()
+            B, C, H, W = f.shape
+            f_rest, f_hat = f.detach().clone(), torch.zeros_like(f)
+            loss = f.new_zeros(())
+            usage = torch.zeros(len(self.patch_nums), self.vocab_size, device=f.device)
+            for k, pn in enumerate(self.patch_nums):
+                idx = self.nearest_code(self.downsample(f_rest, pn).permute(0, 2, 3, 1).reshape(-1, C))
+                usage[k] = torch.bincount(idx, minlength=self.vocab_size).float()
+                h = self.embedding(idx.view(B, pn, pn)).permute(0, 3, 1, 2)
+                h = self.phi(k)(self.upsample(h, H))
+                f_hat = f_hat + h
+                f_rest = f_rest - h.detach()
+                loss = loss + self.beta * F.mse_loss(f_hat.detach(), f) + F.mse_loss(f_hat, f.detach())
+            straight_through = f + (f_hat - f).detach()  # decoder gradients reach the encoder only
+        return straight_through, loss / len(self.patch_nums), usage
+
     def embed_to_fhat(self, h_list: list[torch.Tensor], last_one: bool = False):
         """Sum_k Phi_k(upsample(h_k)): the partial sums, or only the final one."""
         H = self.patch_nums[-1]
@@ -293,6 +317,11 @@ class VQVAE(nn.Module):
             h_list.append(self.quantize.embedding(idx).transpose(1, 2).reshape(B, -1, pn, pn))
         f = self.quantize.embed_to_fhat(h_list, last_one=last_one)
         return self.fhat_to_img(f) if last_one else [self.fhat_to_img(x) for x in f]
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward: (reconstruction in [-1, 1] unclamped, VQ loss, code usage per scale)."""
+        f_hat, vq_loss, usage = self.quantize(self.encode(img))
+        return self.decoder(self.post_quant_conv(f_hat)), vq_loss, usage
 
     def img_to_reconstructed_img(self, img: torch.Tensor, last_one: bool = True):
         f_hats = self.quantize.f_to_idxBl_or_fhat(self.encode(img), to_fhat=True)

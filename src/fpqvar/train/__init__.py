@@ -1,0 +1,1 @@
+"""Training the small models of the embedded default: the multi-scale VQVAE and the VAR transformer."""
