@@ -78,7 +78,7 @@ def train(
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        log.append({"step": step, "loss": float(loss), "grad_norm": float(grad_norm), "lr": learning_rate(step, cfg), **metrics})
+        log.append({"step": step, "loss": loss.item(), "grad_norm": float(grad_norm), "lr": learning_rate(step, cfg), **metrics})
         if on_log is not None:
             on_log(step, log[-1])
         last = step + 1 == cfg.steps
