@@ -160,6 +160,15 @@ def test_unknown_recipe_and_kind_are_named():
         Recipe("bad", layers={"mlp": None})
 
 
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    from fpqvar.cli import main
+
+    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp3", "--out", str(tmp_path / "q")]) == 2
+    assert capsys.readouterr().err.strip().startswith("fpqvar quantize: unknown recipe 'fp3'")
+    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp4_dfq", "--out", str(tmp_path / "q")]) == 2
+    assert "supply the file" in capsys.readouterr().err
+
+
 def test_quantize_command_end_to_end_then_sample(tmp_path):
     from fpqvar.cli import main
     from fpqvar.model.loading import load_var, save_safetensors

@@ -87,11 +87,11 @@ def _quantize(args: argparse.Namespace) -> int:
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
 
-    var = load_var(args.var)
     if pathlib.Path(args.recipe).suffix == ".json":
         recipe = Recipe.from_dict(json.loads(pathlib.Path(args.recipe).read_text()))
     else:
         recipe = get_recipe(args.recipe)
+    var = load_var(args.var)
     changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
                                  ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
     recipe = recipe.replace(**changes)
@@ -236,7 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, KeyError) as error:  # bad input: one clear line, no traceback
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"fpqvar {args.command}: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
