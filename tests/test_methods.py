@@ -153,6 +153,22 @@ def test_kv_cache_quantization_modes():
     assert torch.equal(values, torch.cat((quant(v1, "even"), v2), 2))
 
 
+def test_double_quantization_and_bad_recipe_fields_are_refused():
+    _, var = tiny_pair(width=384)
+    quantize_model(var, get_recipe("fp4_dfq_ght"))
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_model(var, get_recipe("fp4_dfq_ght"))
+    with pytest.raises(ValueError, match="rotation must be"):
+        Recipe("bad", rotation="ght")
+    with pytest.raises(ValueError, match="tie must be"):
+        Recipe("bad", tie="nearest")
+    with pytest.raises(ValueError, match="blocks.<i>.<kind>"):
+        Recipe("bad", block_overrides={"block.0.ffn.fc2": None})
+    _, fresh = tiny_pair(width=384)
+    with pytest.raises(ValueError, match="lambdas lack"):
+        quantize_model(fresh, get_recipe("fp4_fpqvar"), lambdas={"blocks.0.attn.mat_qkv": torch.ones(384)})
+
+
 def test_unknown_recipe_and_kind_are_named():
     with pytest.raises(ValueError, match="unknown recipe 'fp3'.*fp4_fpqvar"):
         get_recipe("fp3")

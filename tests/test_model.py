@@ -7,7 +7,7 @@ import torch
 from tiny_models import TINY_VAE, tiny_pair
 
 import fpqvar.model.var as var_module
-from fpqvar.model import RELEASED_VAR, VAR, VQVAE, VARConfig, released_var_config
+from fpqvar.model import RELEASED_VAR, VAR, VQVAE, VARConfig, VQVAEConfig, released_var_config
 from fpqvar.model.loading import (
     CheckpointMismatchError,
     infer_var_config,
@@ -251,3 +251,13 @@ def test_low_precision_linear_storage_changes_nothing_under_autocast():
         stored = var.generate(vae, 2, labels=torch.tensor([1, 2]), seed=3, top_k=0, top_p=0.0)
     assert var.blocks[0].attn.mat_qkv.weight.dtype == torch.bfloat16 and var.pos_1LC.dtype == torch.float32
     assert torch.equal(reference, stored)
+
+
+def test_a_vae_with_other_scales_is_refused_and_one_file_serves_any_scale_list(tmp_path):
+    vae, var = tiny_pair()
+    torch.save(vae.state_dict(), tmp_path / "vae.pth")
+    other = VQVAE(VQVAEConfig(**{**TINY_VAE.to_dict(), "patch_nums": (1, 2, 4)}))
+    with pytest.raises(ValueError, match="differ from the VAR's"):
+        var.generate(other, 1, labels=0, seed=0)
+    reloaded = load_vae(tmp_path / "vae.pth", TINY_VAE, patch_nums=(1, 2, 4))
+    assert reloaded.patch_nums == (1, 2, 4)

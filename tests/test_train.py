@@ -24,6 +24,7 @@ def test_learning_rate_shape():
     cfg = TrainConfig(steps=100, lr=1.0, warmup_fraction=0.1, final_lr_fraction=0.1)
     assert learning_rate(0, cfg) == pytest.approx(0.005)
     assert learning_rate(10, cfg) == pytest.approx(1.0)
+    assert learning_rate(14, cfg) == pytest.approx(1.0)  # flat for 5% of the 90 post-warm-up steps
     assert learning_rate(99, cfg) == pytest.approx(0.1, abs=0.02)
 
 

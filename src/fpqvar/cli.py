@@ -48,7 +48,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     process = init_process(args.device)
     var = load_var(args.var, device=process.device)
-    vae = load_vae(args.vae, device=process.device)
+    vae = load_vae(args.vae, device=process.device, patch_nums=var.patch_nums)
     batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
     out = pathlib.Path(args.out)
     settings = {
@@ -117,13 +117,17 @@ def _galt(args: argparse.Namespace) -> int:
     from .rotation import orthogonal_hadamard
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    var, vae = load_var(args.var, device=device), load_vae(args.vae, device=device)
+    var = load_var(args.var, device=device)
+    vae = load_vae(args.vae, device=device, patch_nums=var.patch_nums)
     recipe = get_recipe(args.recipe)
     names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
     classes = calibration_classes(args.samples, var.num_classes, args.classes, args.seed)
     dtype = DTYPES[args.dtype]
     store = capture_activations(var, vae, names, classes, seed=args.seed, amp_dtype=None if dtype is None else getattr(torch, dtype))
-    rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device) if recipe.rotation == "group" else None
+    if "attn.mat_qkv" not in recipe.layers or recipe.layers["attn.mat_qkv"].input is None:
+        raise ValueError(f"recipe {recipe.name} does not quantize mat_qkv's input, so GALT has nothing to learn against")
+    order = {"group": recipe.rotation_group, "full": var.config.C}.get(recipe.rotation)
+    rotation = None if order is None else orthogonal_hadamard(order, recipe.rotation_seed).to(device)
     layer = recipe.layers["attn.mat_qkv"]
     weights = {name: var.get_submodule(name).weight for name in names}
     lambdas, curves = learn_lambdas(

@@ -29,7 +29,7 @@ def evaluate(
     reference: np.ndarray,
     reference_statistics: dict[str, FeatureStatistics] | None = None,
     batch_size: int = 100,
-    splits: int = 10,
+    split_size: int = 5000,
 ) -> dict[str, float]:
     """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall."""
     sample_features = extract_features(extractor, samples, batch_size, "sample features")
@@ -37,6 +37,7 @@ def evaluate(
     stats = reference_statistics or {}
     reference_pool = stats.get("pool") or FeatureStatistics.of(reference_features["pool"])
     reference_spatial = stats.get("spatial") or FeatureStatistics.of(reference_features["spatial"])
+    splits = max(1, -(-len(samples) // split_size))  # the evaluator's splits of 5000: 10 for 50,000 samples
     inception, inception_std = inception_score(sample_features["probs"], splits=splits)
     precision, recall = precision_recall(reference_features["pool"], sample_features["pool"], k=3)
     return {

@@ -45,11 +45,19 @@ def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
 
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:
     """Rewire ``var`` (in place) as ``recipe`` says and return it. ``lambdas`` are GALT's learned factors."""
+    if hasattr(var, "recipe") or any(isinstance(m, QuantizedLinear) for m in var.modules()):
+        raise ValueError("this VAR is already quantized; apply a recipe to the full-precision checkpoint instead")
     if recipe.galt and lambdas is None:
         raise ValueError(
             f"recipe {recipe.name} uses GALT: pass lambdas={{'blocks.<i>.attn.mat_qkv': tensor(C), "
             "'blocks.<i>.ffn.fc1': tensor(C), ...}} (learned by GALT, paper Alg. 3)"
         )
+    if recipe.galt:
+        expected = {f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ROTATED_KINDS}
+        missing = sorted(expected - set(lambdas))
+        if missing:
+            raise ValueError(f"lambdas lack {len(missing)} layers (e.g. {missing[:3]}); expected keys blocks.<i>.attn.mat_qkv "
+                             f"and blocks.<i>.ffn.fc1 for {len(var.blocks)} blocks, found {sorted(lambdas)[:3]}...")
     C, device = var.config.C, var.pos_1LC.device
     rotation = None
     if recipe.rotation == "full":

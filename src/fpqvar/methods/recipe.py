@@ -41,6 +41,14 @@ class Recipe:
     tie: Tie = "even"  # "up": the released CUDA kernel's ties toward +inf
 
     def __post_init__(self) -> None:
+        if self.rotation not in (None, "full", "group"):
+            raise ValueError(f"rotation must be None, 'full' (HT) or 'group' (GHT), got {self.rotation!r}")
+        if self.tie not in ("even", "up", "down"):
+            raise ValueError(f"tie must be 'even', 'up' or 'down', got {self.tie!r}")
+        for name in self.block_overrides:
+            parts = name.split(".", 2)
+            if len(parts) != 3 or parts[0] != "blocks" or not parts[1].isdigit() or parts[2] not in LAYER_KINDS:
+                raise ValueError(f"block override {name!r} is not of the form blocks.<i>.<kind> with kind in {LAYER_KINDS}")
         for kind in self.layers:
             if kind not in LAYER_KINDS:
                 raise ValueError(f"unknown layer kind {kind!r} in recipe {self.name}; kinds are {LAYER_KINDS}")

@@ -21,7 +21,7 @@ def layer_error_report(
     for name in names or store.names:
         fp_layer, q_layer = reference.get_submodule(name), quantized.get_submodule(name)
         for step in store.steps(name):
-            x = store.get(name, step)
+            x = store.get(name, step).to(fp_layer.weight.device)
             expected = F.linear(x, fp_layer.weight.float(), None if fp_layer.bias is None else fp_layer.bias.float())
             error = (q_layer(x).float() - expected).double()
             mse = float(error.pow(2).mean())

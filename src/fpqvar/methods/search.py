@@ -43,7 +43,11 @@ def layer_output_mse(
 ) -> float:
     """Mean over the calibration tensors of mean((x W^T - Q(x) Q(W)^T)^2): MixedFormat's criterion."""
     qw = weight_quant(weight.float(), tie)
-    return sum(_mse(F.linear(input_quant(x, tie), qw), F.linear(x, weight.float())) for x in inputs) / len(inputs)
+    total = 0.0
+    for x in inputs:
+        x = x.to(weight.device)
+        total += _mse(F.linear(input_quant(x, tie), qw), F.linear(x, weight.float()))
+    return total / len(inputs)
 
 
 def search_mixed_formats(
@@ -92,7 +96,7 @@ def search_uniform_formats(
             if template is None or template.weight is None or template.input is None:
                 continue
             inputs = store.per_step(layer_name)
-            power = sum(float(F.linear(x, weight.float()).double().pow(2).mean()) for x in inputs) / len(inputs)
+            power = sum(float(F.linear(x.to(weight.device), weight.float()).double().pow(2).mean()) for x in inputs) / len(inputs)
             error = layer_output_mse(
                 inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
             )

@@ -7,6 +7,7 @@ that lists them all and says what the file looks like.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -157,11 +158,16 @@ def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: 
     return var_from_state_dict(state, config, source=str(path))
 
 
-def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device: str | torch.device = "cpu") -> VQVAE:
-    """A VQVAE from `vae_ch160v4096z32.pth` (official) or `.safetensors`."""
+def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device: str | torch.device = "cpu",
+             patch_nums: tuple[int, ...] | None = None) -> VQVAE:
+    """A VQVAE from `vae_ch160v4096z32.pth` (official) or `.safetensors`; ``patch_nums`` sets its scale list
+    (pass the VAR's: the same 256-px VAE file serves d36's 512-px scales)."""
     path = pathlib.Path(path)
     state = load_state_dict(path, device)
-    return vae_from_state_dict(state, config or _config_from_metadata(path, VQVAEConfig), source=str(path))
+    config = config or _config_from_metadata(path, VQVAEConfig) or VQVAEConfig()
+    if patch_nums is not None:
+        config = dataclasses.replace(config, patch_nums=tuple(patch_nums))
+    return vae_from_state_dict(state, config, source=str(path))
 
 
 def save_safetensors(

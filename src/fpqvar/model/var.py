@@ -233,6 +233,11 @@ class VAR(nn.Module):
         first scale to ``cfg`` at the last. Run it under ``torch.autocast`` for fp16/bf16 matmuls.
         """
         B, device = batch_size, self.pos_1LC.device
+        if tuple(vae.patch_nums) != self.patch_nums:
+            raise ValueError(
+                f"the VQVAE's scales {tuple(vae.patch_nums)} differ from the VAR's {self.patch_nums}; "
+                "build the VQVAE with VQVAEConfig(patch_nums=var.patch_nums) (one VAE file serves every scale list)"
+            )
         rng = None
         if seed is not None:
             rng = torch.Generator(device=device).manual_seed(seed)
@@ -260,7 +265,7 @@ class VAR(nn.Module):
         try:
             for si, pn in enumerate(self.patch_nums):
                 self.generation_step = si
-                ratio = si / (K - 1)
+                ratio = si / max(K - 1, 1)
                 x = next_input
                 for block, modulation in zip(self.blocks, modulations, strict=True):
                     x = block(x, modulation, None)

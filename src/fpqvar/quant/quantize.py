@@ -99,7 +99,8 @@ def fake_quantize(
 
 @functools.cache
 def _compiled_fake_quantize():
-    return torch.compile(fake_quantize, dynamic=True)
+    # Keep the fp16/bf16 roundings of the scale and x / s that eager mode performs (inductor would skip them).
+    return torch.compile(fake_quantize, dynamic=True, options={"emulate_precision_casts": True})
 
 
 def fused_fake_quantize(

@@ -27,11 +27,13 @@ class TrainConfig:
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
-    """VAR's 'lin0' shape: linear warm-up from 0.5%, then linear decay to final_lr_fraction of the peak."""
+    """VAR's 'lin0' shape: linear warm-up from 0.5%, flat for the first 5% of the rest, then linear decay
+    to final_lr_fraction of the peak."""
     warmup = max(1, round(cfg.warmup_fraction * cfg.steps))
     if step < warmup:
         return cfg.lr * (0.005 + 0.995 * step / warmup)
-    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    flat = round(0.05 * (cfg.steps - warmup))
+    progress = max(0, step - warmup - flat) / max(1, cfg.steps - warmup - flat)
     return cfg.lr * (1 - (1 - cfg.final_lr_fraction) * progress)
 
 
