@@ -111,10 +111,10 @@ def _galt(args: argparse.Namespace) -> int:
 
     from .atomic import atomic_path
     from .methods import get_recipe
+    from .methods.apply import recipe_rotation
     from .methods.calibration import calibration_classes, capture_activations
     from .methods.galt import learn_lambdas
     from .model.loading import load_vae, load_var
-    from .rotation import orthogonal_hadamard
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     var = load_var(args.var, device=device)
@@ -126,8 +126,7 @@ def _galt(args: argparse.Namespace) -> int:
     store = capture_activations(var, vae, names, classes, seed=args.seed, amp_dtype=None if dtype is None else getattr(torch, dtype))
     if "attn.mat_qkv" not in recipe.layers or recipe.layers["attn.mat_qkv"].input is None:
         raise ValueError(f"recipe {recipe.name} does not quantize mat_qkv's input, so GALT has nothing to learn against")
-    order = {"group": recipe.rotation_group, "full": var.config.C}.get(recipe.rotation)
-    rotation = None if order is None else orthogonal_hadamard(order, recipe.rotation_seed).to(device)
+    rotation = recipe_rotation(recipe, var.config.C, device)
     layer = recipe.layers["attn.mat_qkv"]
     weights = {name: var.get_submodule(name).weight for name in names}
     lambdas, curves = learn_lambdas(

@@ -43,6 +43,17 @@ def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
                 linear.bias[rows_slice] = lam * linear.bias[rows_slice] + offset * (lam - 1)
 
 
+def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
+    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None."""
+    if recipe.rotation == "full":
+        return orthogonal_hadamard(width, recipe.rotation_seed).to(device)
+    if recipe.rotation == "group":
+        if width % recipe.rotation_group:
+            raise ValueError(f"width {width} is not divisible by the GHT group size {recipe.rotation_group}")
+        return orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
+    return None
+
+
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:
     """Rewire ``var`` (in place) as ``recipe`` says and return it. ``lambdas`` are GALT's learned factors."""
     if hasattr(var, "recipe") or any(isinstance(m, QuantizedLinear) for m in var.modules()):
@@ -59,13 +70,7 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             raise ValueError(f"lambdas lack {len(missing)} layers (e.g. {missing[:3]}); expected keys blocks.<i>.attn.mat_qkv "
                              f"and blocks.<i>.ffn.fc1 for {len(var.blocks)} blocks, found {sorted(lambdas)[:3]}...")
     C, device = var.config.C, var.pos_1LC.device
-    rotation = None
-    if recipe.rotation == "full":
-        rotation = orthogonal_hadamard(C, recipe.rotation_seed).to(device)
-    elif recipe.rotation == "group":
-        if C % recipe.rotation_group:
-            raise ValueError(f"width {C} is not divisible by the GHT group size {recipe.rotation_group}")
-        rotation = orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
+    rotation = recipe_rotation(recipe, C, device)
     fold = recipe.galt and recipe.galt_fold
     if fold:
         fold_lambda_into_ada_lin(var, lambdas)

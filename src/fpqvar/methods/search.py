@@ -88,18 +88,20 @@ def search_uniform_formats(
 ) -> tuple[tuple[str, str], dict[tuple[str, str], float]]:
     """Sec. III's baseline choice: one (weight format, input format) pair for every layer (one kind of MAC unit),
     the pair with the least output MSE summed over layers, relative to each layer's output power."""
+    layers = []  # (template, weight, inputs, output power), loaded and computed once per layer
+    for layer_name, weight in weights.items():
+        template = base.layers.get(layer_name.split(".", 2)[2])
+        if template is None or template.weight is None or template.input is None:
+            continue
+        inputs = store.per_step(layer_name)
+        power = sum(float(F.linear(x.to(weight.device), weight.float()).double().pow(2).mean()) for x in inputs) / len(inputs)
+        layers.append((template, weight, inputs, power))
     totals = {}
     for wf, af in itertools.product(formats, formats):
-        total = 0.0
-        for layer_name, weight in weights.items():
-            template = base.layers.get(layer_name.split(".", 2)[2])
-            if template is None or template.weight is None or template.input is None:
-                continue
-            inputs = store.per_step(layer_name)
-            power = sum(float(F.linear(x.to(weight.device), weight.float()).double().pow(2).mean()) for x in inputs) / len(inputs)
-            error = layer_output_mse(
+        totals[(wf, af)] = sum(
+            layer_output_mse(
                 inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
-            )
-            total += error / power
-        totals[(wf, af)] = total
+            ) / power
+            for template, weight, inputs, power in layers
+        )
     return min(totals, key=totals.get), totals
