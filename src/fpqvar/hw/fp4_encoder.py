@@ -9,6 +9,8 @@ are scaled to t in [-7, 0] (Table I's E1M2, bias 0: values 0.5 * code, every int
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..formats import DFQ_FP4, FP4_E2M1
@@ -18,20 +20,25 @@ E2M1_RANGE = 12  # max of E2M1 (6) times 2
 E1M2_RANGE = 7  # max of Table I's E1M2 (3.5) times 2
 
 
+@functools.cache
+def _table(dual: bool, tie: str) -> tuple[int, ...]:
+    low = -E1M2_RANGE if dual else -E2M1_RANGE
+    fmt = DFQ_FP4 if dual else FP4_E2M1
+    t = torch.arange(low, E2M1_RANGE + 1, dtype=torch.float32)
+    return tuple(fmt.encode(round_to_format(t / 2, fmt, tie)).tolist())
+
+
 def e2m1_encoder_table(tie: str = "even") -> list[int]:
     """Code for every address t + 12, t in -12..12 (25 entries)."""
-    t = torch.arange(-E2M1_RANGE, E2M1_RANGE + 1, dtype=torch.float32)
-    return FP4_E2M1.encode(round_to_format(t / 2, FP4_E2M1, tie)).tolist()
+    return list(_table(False, tie))
 
 
 def dfq_encoder_table(tie: str = "even") -> list[int]:
     """Code for every address t + 7, t in -7..12: E1M2 below zero, E2M1 above (20 entries)."""
-    t = torch.arange(-E1M2_RANGE, E2M1_RANGE + 1, dtype=torch.float32)
-    return DFQ_FP4.encode(round_to_format(t / 2, DFQ_FP4, tie)).tolist()
+    return list(_table(True, tie))
 
 
 def encode_scaled(t: int, dual: bool = False, tie: str = "even") -> int:
     """What the encoder outputs for one scaled integer; out-of-range inputs saturate to the table's ends."""
     low = -E1M2_RANGE if dual else -E2M1_RANGE
-    table = dfq_encoder_table(tie) if dual else e2m1_encoder_table(tie)
-    return table[min(max(t, low), E2M1_RANGE) - low]
+    return _table(dual, tie)[min(max(t, low), E2M1_RANGE) - low]

@@ -37,9 +37,9 @@ def quantize_group(x: torch.Tensor, dual: bool = False, tie: str = "even", K: in
         m = x.abs().amax(-1, keepdim=True)
         t = _scaled(x, m, E2M1_RANGE, K)
         maxima = (m,)
-    table = {v: encode_scaled(v, dual, tie) for v in range(-16, 16)}
-    codes = t.clamp(-16, 15).apply_(lambda v: table[v])
-    return codes, maxima
+    # every 5-bit input the encoder can see, saturation included, as one look-up tensor
+    lookup = torch.tensor([encode_scaled(v, dual, tie) for v in range(-16, 16)], device=t.device)
+    return lookup[t.clamp(-16, 15) + 16], maxima
 
 
 def dequantize_group(codes: torch.Tensor, maxima: tuple[torch.Tensor, ...], dual: bool = False) -> torch.Tensor:
