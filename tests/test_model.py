@@ -261,3 +261,5 @@ def test_a_vae_with_other_scales_is_refused_and_one_file_serves_any_scale_list(t
         var.generate(other, 1, labels=0, seed=0)
     reloaded = load_vae(tmp_path / "vae.pth", TINY_VAE, patch_nums=(1, 2, 4))
     assert reloaded.patch_nums == (1, 2, 4)
+    other.load_state_dict(vae.state_dict())  # a plain load too: the hit counts of another scale list are replaced
+    assert other.quantize.ema_vocab_hit_SV.shape == (3, TINY_VAE.vocab_size)

@@ -121,9 +121,8 @@ def vae_from_state_dict(state: dict[str, torch.Tensor], config: VQVAEConfig | No
     with torch.device("meta"):
         model = VQVAE(config)
     key = "quantize.ema_vocab_hit_SV"
-    if key in state and state[key].shape != model.quantize.ema_vocab_hit_SV.shape:
-        # One VAE file serves every scale list; the hit counts are training statistics only.
-        state = {**state, key: torch.zeros(model.quantize.ema_vocab_hit_SV.shape, device=state[key].device)}
+    if key in state:  # before the shape check: a file made for another scale list is fine
+        state = {**state, key: model.quantize.hit_counts_for(state[key])}
     return _assign(model, state, source).eval()
 
 

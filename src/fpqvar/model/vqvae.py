@@ -196,6 +196,15 @@ class MultiScaleQuantizer(nn.Module):
         distance.addmm_(z, e.T, alpha=-2, beta=1)
         return distance.argmin(dim=1)
 
+    def hit_counts_for(self, stored: torch.Tensor) -> torch.Tensor:
+        """What to load in place of a file's hit-count buffer: the file's when its number of scales matches,
+        else this model's own (zeros when this model is still on the meta device). The counts are training
+        statistics only, so one VAE file serves every scale list."""
+        own = self.ema_vocab_hit_SV
+        if stored.shape == own.shape:
+            return stored
+        return torch.zeros(own.shape, device=stored.device) if own.is_meta else own.clone()
+
     def phi(self, scale: int) -> Phi:
         return self.quant_resi.for_scale(scale, len(self.patch_nums))
 
@@ -328,8 +337,7 @@ class VQVAE(nn.Module):
         return self.fhat_to_img(f_hats[-1]) if last_one else [self.fhat_to_img(f) for f in f_hats]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # One VAE file serves every scale list: a hit-count buffer of another length is replaced by ours.
         key = prefix + "quantize.ema_vocab_hit_SV"
-        if key in state_dict and state_dict[key].shape != self.quantize.ema_vocab_hit_SV.shape:
-            state_dict[key] = self.quantize.ema_vocab_hit_SV.clone()
+        if key in state_dict:
+            state_dict[key] = self.quantize.hit_counts_for(state_dict[key])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
