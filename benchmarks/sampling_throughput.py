@@ -1,10 +1,15 @@
 """VAR sampling speed with random weights: images/s at batch 64 and latency at batch 1, d16 and d30.
 
-    python benchmarks/sampling_throughput.py [--depths 16 30] [--dtype bfloat16]
+    python benchmarks/sampling_throughput.py [--depths 16 30] [--dtype bfloat16] [--modes ...] [--profile]
 
 Paper evaluation settings (cfg 1.5, top-k 900, top-p 0.96), VQVAE decoding included, bf16 autocast.
-Two storage modes: "fp32 weights" (the original's: autocast re-casts every linear weight at every step)
-and "bf16 linear weights" (fpqvar.model.precision.cast_linear_weights: the same results, less traffic).
+Modes, applied in this order to one model (each keeps the previous one's changes):
+  "fp32 weights": the original's storage (autocast re-casts every linear weight at every step);
+  "bf16": fpqvar.model.precision.cast_linear_weights (the same results, less traffic);
+  "bf16 + graphs": generate(..., cuda_graphs=True), the transformer steps replayed as CUDA graphs (same tokens);
+  "bf16 + compiled": fpqvar.model.compile.compile_for_sampling (results equal to float rounding);
+  "bf16 + compiled + graphs": both.
+Every mode uses the preallocated KV store (generate's default for the plain model; exact).
 For scale (issue 3): the released VAR code on one H200, fp16, random weights: d30 57 img/s at batch 64 and
 145 ms per image at batch 1; d16 145 img/s and 86 ms. Targets: d30 >= 75 img/s and <= 40 ms.
 """
@@ -22,6 +27,7 @@ from fpqvar.model.precision import cast_linear_weights
 
 RELEASED_BASELINE = {16: {"img_per_s_b64": 145.0, "ms_b1": 86.0}, 30: {"img_per_s_b64": 57.0, "ms_b1": 145.0}}
 TARGET = {30: {"img_per_s_b64": 75.0, "ms_b1": 40.0}}
+MODES = ("fp32 weights", "bf16", "bf16 + graphs", "bf16 + compiled", "bf16 + compiled + graphs")
 
 
 def print_profile(run, title: str) -> None:
@@ -38,6 +44,8 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[16, 30])
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--modes", nargs="+", default=list(MODES[1:]), choices=MODES)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1])
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of one call per batch size instead")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -53,38 +61,40 @@ def main() -> None:
             var = VAR(VARConfig(depth=depth))
         var.init_weights(init_adaln_gamma=1e-3)
         var.eval()
-        for mode in ("fp32 weights", "bf16 linear weights", "bf16 linear weights + compiled"):
+        compiled = False
+        for mode in [m for m in MODES if m in args.modes]:
             if mode.startswith("bf16"):
                 cast_linear_weights(var, dtype)
-            if mode.endswith("compiled"):
+            if "compiled" in mode and not compiled:
                 compile_for_sampling(var, vae)
-            for batch, repeats in ((64, 3), (1, 10)):
+                compiled = True
+            for batch in args.batches:
                 labels = torch.arange(batch, device=device) % 1000
 
-                def run(batch=batch, labels=labels, model=var, decoder=vae):
+                def run(batch=batch, labels=labels, model=var, decoder=vae, graphs=mode.endswith("graphs")):
                     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype):
-                        model.generate(decoder, batch, labels=labels, seed=0)
+                        model.generate(decoder, batch, labels=labels, seed=0, cuda_graphs=graphs)
 
                 if args.profile:
                     print_profile(run, f"d{depth} {mode} batch {batch}")
                     continue
-                seconds = median_seconds(run, device, repeats=repeats, warmup=2)
+                seconds = median_seconds(run, device, repeats=3 if batch > 8 else 10, warmup=2)
                 row = {"depth": depth, "mode": mode, "batch": batch, "seconds_per_call": round(seconds, 4),
                        "img_per_s": round(batch / seconds, 2), "ms_per_img": round(1000 * seconds / batch, 2)}
                 rows.append(row)
                 print(row, flush=True)
-        del var
+        del var, vae
         torch.cuda.empty_cache()
 
     if args.profile:
         return
     summary = {}
     for depth in args.depths:
-        best64 = max(r["img_per_s"] for r in rows if r["depth"] == depth and r["batch"] == 64)
-        best1 = min(r["ms_per_img"] for r in rows if r["depth"] == depth and r["batch"] == 1)
+        best64 = max((r["img_per_s"] for r in rows if r["depth"] == depth and r["batch"] == 64), default=None)
+        best1 = min((r["ms_per_img"] for r in rows if r["depth"] == depth and r["batch"] == 1), default=None)
         summary[f"d{depth}"] = {"img_per_s_b64": best64, "ms_b1": best1,
                                 "released_code_h200_fp16": RELEASED_BASELINE.get(depth), "target": TARGET.get(depth)}
-        print(f"d{depth}: {best64:.1f} img/s at batch 64, {best1:.1f} ms at batch 1; released code on H200: "
+        print(f"d{depth}: {best64} img/s at batch 64, {best1} ms at batch 1; released code on H200: "
               f"{RELEASED_BASELINE.get(depth)}; target: {TARGET.get(depth)}")
     print(f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     path = write_result(f"sampling_throughput_{args.dtype}", device, {"rows": rows, "summary": summary})

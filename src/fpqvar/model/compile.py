@@ -12,12 +12,20 @@ from .var import VAR
 from .vqvae import VQVAE
 
 
-def compile_for_sampling(var: VAR, vae: VQVAE) -> None:
-    """Fuse the decoder's GroupNorm/SiLU/casts with its convolutions, and each block's LayerNorm modulation.
+def compile_for_sampling(var: VAR, vae: VQVAE, whole_blocks: bool = True, channels_last: bool = True) -> None:
+    """Fuse the decoder's GroupNorm/SiLU/casts with its convolutions, and the elementwise work of each block.
 
-    Pays off at large batches (H200, d30, batch 64: 57 -> 64 img/s); at batch 1 the per-call guard
-    checks cost more than they save (see benchmarks/README.md).
+    ``whole_blocks``: compile each transformer block (two fused regions around the KV store, which stays
+    eager), else only its LayerNorm modulation. ``channels_last``: decoder convolutions in NHWC, the layout
+    cuDNN's fast kernels use (NCHW inputs get transposed around every convolution).
+    With ``VAR.generate(..., cuda_graphs=True)`` the blocks' guard checks run only at capture; without
+    graphs they cost more than they save at batch 1 (see benchmarks/README.md).
     """
+    if channels_last:
+        vae.decoder.to(memory_format=torch.channels_last)
     vae.decoder = torch.compile(vae.decoder, dynamic=False)
     for block in var.blocks:
-        block.modulate = torch.compile(block.modulate, dynamic=True)
+        if whole_blocks:
+            block.compile(dynamic=True)  # one compiled code for all blocks: the same code with the same shapes
+        else:
+            block.modulate = torch.compile(block.modulate, dynamic=True)

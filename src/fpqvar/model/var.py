@@ -6,12 +6,15 @@ Parameter and buffer names follow the released `var_d*.pth`, so they load with s
 from __future__ import annotations
 
 import math
+import warnings
+import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import VARConfig
+from .cuda_graphs import StepGraphs, graph_blocker
 from .sampling import gumbel_softmax, sample_top_k_top_p
 from .vqvae import VQVAE
 
@@ -29,6 +32,35 @@ class KVCache:
             self.keys, self.values = k, v
         else:
             self.keys, self.values = torch.cat((self.keys, k), dim=2), torch.cat((self.values, v), dim=2)
+        return self.keys, self.values
+
+
+class StaticKVCache(KVCache):
+    """A KVCache writing into buffers preallocated for ``max_len`` tokens; attention reads the filled prefix.
+
+    The values are those of concatenation, but a step copies only its own keys and values (concatenating
+    re-copies the whole cache at every step), and the buffers keep their addresses, so CUDA graphs can
+    capture the steps. ``rewind`` starts over in the same buffers.
+    """
+
+    def __init__(self, max_len: int):
+        super().__init__()
+        self.max_len, self.length = max_len, 0
+        self.key_buffer: torch.Tensor | None = None
+        self.value_buffer: torch.Tensor | None = None
+
+    def rewind(self) -> None:
+        self.length = 0
+
+    @torch.compiler.disable  # compiled blocks break here: traced, each fill level would be its own recompilation
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.key_buffer is None:
+            self.key_buffer = k.new_empty(*k.shape[:2], self.max_len, k.shape[3])
+            self.value_buffer = v.new_empty(*v.shape[:2], self.max_len, v.shape[3])
+        start, self.length = self.length, self.length + k.shape[2]
+        self.key_buffer[:, :, start : self.length].copy_(k)
+        self.value_buffer[:, :, start : self.length].copy_(v)
+        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
         return self.keys, self.values
 
 
@@ -65,6 +97,12 @@ class SelfAttention(nn.Module):
     def kv_caching(self, enable: bool) -> None:
         self.kv_cache = self.kv_cache_factory() if enable else None
 
+    @staticmethod
+    def _attention_dtype(q: torch.Tensor, v: torch.Tensor) -> torch.dtype:
+        if torch.is_autocast_enabled(q.device.type):
+            return torch.get_autocast_dtype(q.device.type)
+        return torch.promote_types(q.dtype, v.dtype)
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
         # Bias added after the (replaceable) projection: keys have none.
@@ -73,10 +111,11 @@ class SelfAttention(nn.Module):
         q = F.normalize(q, dim=-1).mul(self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp())
         k = F.normalize(k, dim=-1)
         if self.kv_cache is not None:
+            if isinstance(self.kv_cache, StaticKVCache):
+                # Casting commutes with concatenation: store only the dtype attention reads (half the bytes).
+                k, v = k.to(self._attention_dtype(q, v)), v.to(self._attention_dtype(q, v))
             k, v = self.kv_cache.update(k, v)
-        dtype = torch.promote_types(q.dtype, v.dtype)
-        if torch.is_autocast_enabled(x.device.type):
-            dtype = torch.get_autocast_dtype(x.device.type)
+        dtype = self._attention_dtype(q, v)
         mask = None if attn_bias is None else attn_bias.to(dtype)
         out = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask=mask, scale=1.0)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
@@ -213,6 +252,12 @@ class VAR(nn.Module):
         return self.get_logits(x.float(), cond_BD)
 
     # ---------------------------------------------------------------------------------------- sampling
+    def step_logits(self, x: torch.Tensor, modulations: list[torch.Tensor], cond_BD: torch.Tensor) -> torch.Tensor:
+        """One generation step of the transformer (KV caches on): this scale's input tokens -> their logits."""
+        for block, modulation in zip(self.blocks, modulations, strict=True):
+            x = block(x, modulation, None)
+        return self.get_logits(x, cond_BD)
+
     @torch.no_grad()
     def generate(
         self,
@@ -224,6 +269,7 @@ class VAR(nn.Module):
         top_k: int = 900,
         top_p: float = 0.96,
         more_smooth: bool = False,
+        cuda_graphs: bool = False,
     ) -> torch.Tensor:
         """Class-conditional images (B, 3, H, W) in [0, 1] (``autoregressive_infer_cfg`` of the original).
 
@@ -231,6 +277,10 @@ class VAR(nn.Module):
         random classes. ``seed`` re-seeds this model's generator, so random draws come in the original's order
         (labels, then one multinomial per scale); None uses the global RNG. CFG grows linearly from 0 at the
         first scale to ``cfg`` at the last. Run it under ``torch.autocast`` for fp16/bf16 matmuls.
+
+        ``cuda_graphs``: replay the transformer steps as CUDA graphs, captured at the first call for this batch
+        size, dtype and set of weights (same logits and tokens; worth it at small batches). A model with hooks,
+        replaced layers or KV stores, or off CUDA, samples eagerly instead (with a warning).
         """
         B, device = batch_size, self.pos_1LC.device
         if tuple(vae.patch_nums) != self.patch_nums:
@@ -260,16 +310,21 @@ class VAR(nn.Module):
         modulations = [block.modulation(shared) for block in self.blocks]
         f_hat = cond_BD.new_zeros(B, self.Cvae, self.patch_nums[-1], self.patch_nums[-1], dtype=torch.float32)
         codebook = vae.quantize.embedding
-        for block in self.blocks:
+        graphs = self._step_graphs(next_input, modulations, cond_BD) if cuda_graphs else None
+        for i, block in enumerate(self.blocks):
             block.attn.kv_caching(True)
+            if graphs is not None:
+                block.attn.kv_cache = graphs.caches[i]
+            elif block.attn.kv_cache_factory is KVCache:  # the default store, preallocated: the same values
+                block.attn.kv_cache = StaticKVCache(self.config.num_tokens)
         try:
             for si, pn in enumerate(self.patch_nums):
                 self.generation_step = si
                 ratio = si / max(K - 1, 1)
-                x = next_input
-                for block, modulation in zip(self.blocks, modulations, strict=True):
-                    x = block(x, modulation, None)
-                logits = self.get_logits(x, cond_BD)
+                if graphs is not None:
+                    logits = graphs.run(si, next_input)
+                else:
+                    logits = self.step_logits(next_input, modulations, cond_BD)
                 t = cfg * ratio
                 logits = (1 + t) * logits[:B] - t * logits[B:]
                 idx_Bl = sample_top_k_top_p(logits, top_k=top_k, top_p=top_p, generator=rng)
@@ -289,6 +344,34 @@ class VAR(nn.Module):
             for block in self.blocks:
                 block.attn.kv_caching(False)
         return vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
+
+    def _step_graphs(self, first_input: torch.Tensor, modulations: list[torch.Tensor], cond_BD: torch.Tensor):
+        """This batch's StepGraphs with ``modulations`` and ``cond_BD`` loaded, captured when first needed;
+        None (and a warning) where the steps cannot be captured."""
+        blocker = graph_blocker(self, _PLAIN_LAYERS, KVCache)
+        if blocker is not None:
+            warnings.warn(f"sampling without CUDA graphs: {blocker}", stacklevel=3)
+            return None
+        device = first_input.device.type
+        # Graphs bake in addresses and dtypes: recapture when weights are replaced, recast or moved.
+        key = (first_input.shape, first_input.dtype, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device),
+               torch.is_inference_mode_enabled(), tuple((t.data_ptr(), t.dtype) for t in (*self.parameters(), *self.buffers())))
+        held = _GRAPHS.get(self)
+        if held is None or held[0] != key:
+            _GRAPHS.pop(self, None)  # one set at a time: free the old graphs' memory first
+            B2, C = first_input.shape[0], self.config.C
+            inputs = [first_input.new_zeros(B2, pn * pn, C) for pn in self.patch_nums]
+            caches = [StaticKVCache(self.config.num_tokens) for _ in self.blocks]
+            for block, cache in zip(self.blocks, caches, strict=True):
+                block.attn.kv_cache = cache
+            try:
+                held = (key, StepGraphs(self.step_logits, caches, inputs, modulations, cond_BD))
+            finally:
+                for block in self.blocks:
+                    block.attn.kv_caching(False)
+            _GRAPHS[self] = held
+        held[1].start(modulations, cond_BD)
+        return held[1]
 
     # ---------------------------------------------------------------------------------------- initialisation
     @torch.no_grad()
@@ -321,3 +404,10 @@ class VAR(nn.Module):
                 block.ada_lin[-1].weight[2 * C :].mul_(init_adaln)
                 block.ada_lin[-1].weight[: 2 * C].mul_(init_adaln_gamma)
                 block.ada_lin[-1].bias.zero_()
+
+
+# The layer types whose steps CUDA graphs may capture, and each model's captured steps (kept out of the
+# module, so that copies and state dicts of a VAR never carry graphs).
+_PLAIN_LAYERS = (VAR, AdaLNSelfAttn, SelfAttention, FFN, DropPath, SharedAdaLin, AdaLNBeforeHead, nn.ModuleList,
+                 nn.Sequential, nn.Linear, nn.LayerNorm, nn.GELU, nn.SiLU, nn.Identity, nn.Embedding)
+_GRAPHS: weakref.WeakKeyDictionary[VAR, tuple] = weakref.WeakKeyDictionary()

@@ -316,7 +316,7 @@ class VQVAE(nn.Module):
         return self.quantize.f_to_idxBl_or_fhat(self.encode(img), to_fhat=False)
 
     def fhat_to_img(self, f_hat: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.post_quant_conv(f_hat)).clamp_(-1, 1)
+        return self.decoder(self.post_quant_conv(f_hat)).clamp_(-1, 1).contiguous()  # NCHW even from an NHWC decoder
 
     def idxBl_to_img(self, idx_Bl: list[torch.Tensor], last_one: bool = True):
         B = idx_Bl[0].shape[0]
