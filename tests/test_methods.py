@@ -1,5 +1,6 @@
 """Quantization methods: Hadamard constructions, exactness of rotation and GALT folding, recipes on models."""
 
+import dataclasses
 import json
 
 import pytest
@@ -102,7 +103,10 @@ def test_quantization_changes_outputs_by_format_strength():
     assert 0 < errors["int8_rtn"] < errors["fp6_baseline"] < errors["fp4_baseline"]
 
 
-@pytest.mark.parametrize("name", list(RECIPES))
+D30_RECIPES = ("fp4_mixedformat_d30", "fp6_mixedformat_d30")  # per-block formats for 30 blocks
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if n not in D30_RECIPES])
 def test_every_named_recipe_applies_to_a_small_model(name):
     vae, var = tiny_pair(width=384)
     recipe = get_recipe(name)
@@ -123,10 +127,42 @@ def test_recipes_apply_to_a_d30_shaped_model_on_the_meta_device(name):
     quantize_model(var, recipe, lambdas=lambdas if recipe.galt else None)
     quantized = [n for n, m in var.named_modules() if isinstance(m, QuantizedLinear)]
     transforms = [m.transform for m in var.modules() if isinstance(m, QuantizedLinear) and m.transform is not None]
-    assert all(t.rotation is None or t.rotation.device.type == "meta" for t in transforms)  # built on the model's device
+    assert all(t.rotation is None or t.rotation.matrix.device.type == "meta" for t in transforms)  # built on the model's device
     assert len(quantized) == 30 * len(recipe.layers)
     if recipe.kv_cache is not None:
         assert var.blocks[29].attn.kv_cache_factory.func is QuantizedKVCache
+
+
+def test_released_mixed_format_lists_for_d30():
+    with torch.device("meta"):
+        var = VAR(released_var_config("d30"))
+    quantize_model(var, get_recipe("fp4_mixedformat_d30"))
+    qkv_e2m1 = [i for i in range(30) if var.blocks[i].attn.mat_qkv.input_quant.fmt == "fp4_e2m1"]
+    fc1_e2m1 = [i for i in range(30) if var.blocks[i].ffn.fc1.input_quant.fmt == "fp4_e2m1"]
+    assert qkv_e2m1 == [0, 24, 25] and fc1_e2m1 == list(range(6, 21))
+    assert {var.blocks[i].attn.mat_qkv.input_quant.fmt for i in range(30)} - {"fp4_e2m1"} == {"fp4_e3m0"}
+    assert all(var.blocks[i].ada_lin[1].weight_quant.fmt == "fp4_e2m1" for i in range(30))  # released MixedFormat quantizes ada_lin
+
+    with torch.device("meta"):
+        var = VAR(released_var_config("d30"))
+    quantize_model(var, get_recipe("fp6_mixedformat_d30"))
+    assert [i for i in range(30) if var.blocks[i].ffn.fc2.input_quant.fmt == "fp6_e2m3"] == [0, 23]
+    assert [i for i in range(30) if var.blocks[i].attn.proj.input_quant.fmt == "fp6_e3m2"] == [0, 1]
+    assert {var.blocks[i].ffn.fc1.input_quant.fmt for i in range(30)} == {"fp6_e3m2"}
+    assert {var.blocks[i].ada_lin[1].input_quant.fmt for i in range(30)} == {"fp6_e2m3"}
+
+
+@pytest.mark.parametrize("name", D30_RECIPES)
+def test_d30_recipes_run_on_a_narrow_30_block_model_and_refuse_a_shallower_one(name):
+    vae, shallow = tiny_pair(width=128)
+    with pytest.raises(ValueError, match=f"recipe {name} overrides .* beyond this VAR's 2 blocks"):
+        quantize_model(shallow, get_recipe(name))
+    torch.manual_seed(0)
+    var = VAR(dataclasses.replace(shallow.config, depth=30)).eval()
+    reference = _teacher_logits(vae, var)
+    quantize_model(var, get_recipe(name))
+    logits = _teacher_logits(vae, var)
+    assert torch.isfinite(logits).all() and not torch.equal(logits, reference)
 
 
 def test_galt_needs_lambdas_and_cannot_fold_into_a_shared_adaln():

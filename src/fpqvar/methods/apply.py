@@ -8,11 +8,11 @@ import torch
 
 from ..model.config import VARConfig
 from ..model.hooks import replace_module
-from ..model.loading import RECIPE_METADATA_KEY, check_state_dict, save_safetensors
+from ..model.loading import RECIPE_METADATA_KEY, CheckpointMismatchError, check_state_dict, save_safetensors
 from ..model.var import VAR
 from ..rotation import orthogonal_hadamard
 from .kv_cache import QuantizedKVCache
-from .layers import InputTransform, QuantizedLinear
+from .layers import InputTransform, QuantizedLinear, Rotation
 from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe
 
 Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
@@ -44,7 +44,10 @@ def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
 
 
 def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
-    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None."""
+    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None.
+
+    Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not store it.
+    """
     if recipe.rotation == "full":
         return orthogonal_hadamard(width, recipe.rotation_seed).to(device)
     if recipe.rotation == "group":
@@ -69,8 +72,13 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
         if missing:
             raise ValueError(f"lambdas lack {len(missing)} layers (e.g. {missing[:3]}); expected keys blocks.<i>.attn.mat_qkv "
                              f"and blocks.<i>.ffn.fc1 for {len(var.blocks)} blocks, found {sorted(lambdas)[:3]}...")
+    beyond = sorted(name for name in recipe.block_overrides if int(name.split(".")[1]) >= len(var.blocks))
+    if beyond:
+        raise ValueError(f"recipe {recipe.name} overrides {len(beyond)} layers beyond this VAR's {len(var.blocks)} blocks "
+                         f"(e.g. {beyond[0]}): it was made for a deeper model")
     C, device = var.config.C, var.pos_1LC.device
-    rotation = recipe_rotation(recipe, C, device)
+    matrix = recipe_rotation(recipe, C, device)
+    rotation = None if matrix is None else Rotation(matrix)  # one module shared by every transformed layer
     fold = recipe.galt and recipe.galt_fold
     if fold:
         fold_lambda_into_ada_lin(var, lambdas)
@@ -113,9 +121,24 @@ def save_quantized(var: VAR, path) -> None:
     save_safetensors(var, path, metadata={RECIPE_METADATA_KEY: var.recipe.to_json()})
 
 
+def model_rotation(var: VAR) -> Rotation | None:
+    """The Rotation module that a quantized VAR's transformed layers share, or None."""
+    rotations = [m for m in var.modules() if isinstance(m, Rotation)]  # modules() lists a shared module once
+    if len(rotations) > 1:
+        raise ValueError(f"this VAR holds {len(rotations)} separate Rotation modules; quantize_model shares one")
+    return rotations[0] if rotations else None
+
+
 def quantized_var_from_state_dict(state: dict, config: VARConfig, recipe: dict, source: str = "state dict") -> VAR:
-    """Rebuild a saved quantized VAR: the recipe's structure on the meta device, then the saved tensors."""
+    """Rebuild a saved quantized VAR: the recipe's structure on the meta device, the saved tensors, then the
+    rotation, which is not saved, rebuilt from the recipe on the tensors' device."""
     recipe = Recipe.from_dict(recipe)
+    stored = [k for k in state if k.endswith(".transform.rotation")]
+    if stored:
+        raise CheckpointMismatchError(
+            f"{source} stores {len(stored)} per-layer rotation matrices (e.g. {stored[0]}): it was written before "
+            "rotations were rebuilt from the recipe. Quantize the full-precision checkpoint again (fpqvar quantize)"
+        )
     with torch.device("meta"):
         var = VAR(config)
         lambdas = None
@@ -124,4 +147,7 @@ def quantized_var_from_state_dict(state: dict, config: VARConfig, recipe: dict, 
         quantize_model(var, recipe, lambdas)
     check_state_dict(var, state, source)
     var.load_state_dict(state, strict=True, assign=True)
+    rotation = model_rotation(var)
+    if rotation is not None:
+        rotation.matrix = recipe_rotation(recipe, config.C, var.pos_1LC.device).float()
     return var.eval()

@@ -15,12 +15,12 @@ from tqdm.auto import tqdm
 
 from ..quant import Tie, fake_quantize_ste
 from .calibration import ActivationStore
-from .layers import InputTransform, OperandQuant
+from .layers import InputTransform, OperandQuant, Rotation
 
 
 def galt_loss(x: torch.Tensor, weight: torch.Tensor, lam: torch.Tensor, rotation: torch.Tensor | None,
               input_quant: OperandQuant, weight_quant: OperandQuant, tie: Tie) -> torch.Tensor:
-    transform = InputTransform(weight.shape[1], rotation, None)
+    transform = InputTransform(weight.shape[1], None if rotation is None else Rotation(rotation))
     xr = transform(x * lam)
     wr = transform(weight / lam)  # (W / lambda) R: rotating rows of W is the fold along the input dimension
     qx = fake_quantize_ste(xr, input_quant.fmt, input_quant.granularity, tie)

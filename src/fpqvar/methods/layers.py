@@ -29,6 +29,37 @@ class OperandQuant:
         return fused_fake_quantize(x, self.fmt, self.granularity, tie)
 
 
+class Rotation(nn.Module):
+    """x -> x BlockDiag(R, ..., R): one orthogonal G x G matrix R applied to each group of G channels (G = C: HT).
+
+    A quantized model holds one Rotation, a submodule of every InputTransform that uses it, so all layers read
+    one tensor. A shared module (not a shared buffer of each layer) because ``Module.to`` / ``half`` replace
+    each module's buffers: a tensor registered in 60 layers would become 60 converted copies, while a module
+    reached through 60 parents keeps one buffer slot, converted once. The buffer is not persistent: R follows
+    from the recipe (``recipe_rotation``), so checkpoints do not carry it and loading rebuilds it.
+    """
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__()
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"a rotation must be a square matrix, got shape {tuple(matrix.shape)}")
+        self.register_buffer("matrix", matrix.float(), persistent=False)
+
+    @property
+    def order(self) -> int:
+        return self.matrix.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate the last dimension of ``x`` in ``x``'s dtype."""
+        G, shape = self.order, x.shape
+        if shape[-1] % G:
+            raise ValueError(f"the last dimension {shape[-1]} is not divisible by the rotation's order {G}")
+        return (x.reshape(*shape[:-1], shape[-1] // G, G) @ self.matrix.to(x.dtype)).reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}"
+
+
 class InputTransform(nn.Module):
     """x -> (x * lambda) R, with R a full C x C rotation or one G x G block applied to each group of G channels.
 
@@ -39,26 +70,26 @@ class InputTransform(nn.Module):
     def __init__(
         self,
         width: int,
-        rotation: torch.Tensor | None = None,
+        rotation: Rotation | None = None,
         scale: torch.Tensor | None = None,
         scale_online: bool = True,
     ):
         super().__init__()
-        if rotation is not None and width % rotation.shape[0]:
-            raise ValueError(f"width {width} is not divisible by the rotation's order {rotation.shape[0]}")
+        if rotation is not None and not isinstance(rotation, Rotation):
+            raise TypeError(f"rotation must be a Rotation module (shared between layers), got {type(rotation).__name__}")
+        if rotation is not None and width % rotation.order:
+            raise ValueError(f"width {width} is not divisible by the rotation's order {rotation.order}")
         if scale is not None and scale.shape != (width,):
             raise ValueError(f"lambda must have shape ({width},), got {tuple(scale.shape)}")
         self.width, self.scale_online = width, scale_online
-        self.register_buffer("rotation", None if rotation is None else rotation.float())
+        self.rotation = rotation
         self.register_buffer("scale", None if scale is None else scale.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None and self.scale_online:
             x = x * self.scale
         if self.rotation is not None:
-            G = self.rotation.shape[0]
-            shape = x.shape
-            x = (x.reshape(*shape[:-1], self.width // G, G) @ self.rotation.to(x.dtype)).reshape(shape)
+            x = self.rotation(x)
         return x
 
     @torch.no_grad()
@@ -68,8 +99,7 @@ class InputTransform(nn.Module):
         if self.scale is not None:
             w = w / self.scale.double()
         if self.rotation is not None:
-            G = self.rotation.shape[0]
-            w = (w.reshape(w.shape[0], self.width // G, G) @ self.rotation.double()).reshape(w.shape)
+            w = self.rotation(w)
         return w.to(weight.dtype)
 
 

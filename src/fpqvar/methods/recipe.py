@@ -155,7 +155,43 @@ def _build() -> dict[str, Recipe]:
     kv6 = OperandQuant("fp6_e2m3", PerToken())
     for base in ("fp4_fpqvar", "fp6_fpqvar"):
         recipes[f"{base}_kv6"] = recipes[base].replace(name=f"{base}_kv6", description=recipes[base].description + ", FP6-E2M3 KV cache", kv_cache=kv6)
+    recipes.update(_released_mixed_formats_d30())
     return recipes
+
+
+def _released_mixed_formats_d30() -> dict[str, Recipe]:
+    """The MixedFormat rows of Table III: the per-block formats hard-coded in the released code for VAR-d30
+    (fpqvar-official-behaviour.md section 7.3). Like that code they quantize ada_lin too, per block, with the
+    baseline's formats. Where it took a format from the command line we use the baseline's (FP4: E2M1, per group
+    of 128; FP6: weights E2M3 per channel, activations per token); for FP4's fc2 input the released run's
+    format is not recorded, so it is the baseline's E2M1."""
+    def overrides(kind, blocks, layer):
+        return {f"blocks.{i}.{kind}": layer for i in blocks}
+
+    def fp4(fmt):
+        return OperandQuant(f"fp4_{fmt}", PerGroup(128))
+
+    e2m1 = LayerRecipe(fp4("e2m1"), fp4("e2m1"))
+    e2m1_w_e3m0_a = LayerRecipe(fp4("e2m1"), fp4("e3m0"))
+    fp4_mixed = Recipe(
+        "fp4_mixedformat_d30",
+        "FP4 MixedFormat (released d30 lists): E2M1 weights; mat_qkv inputs E2M1 in blocks 0, 24, 25, fc1 inputs "
+        "E2M1 in blocks 6-20, E3M0 elsewhere; proj, fc2, ada_lin E2M1",
+        layers={"attn.mat_qkv": e2m1_w_e3m0_a, "attn.proj": e2m1, "ffn.fc1": e2m1_w_e3m0_a, "ffn.fc2": e2m1, "ada_lin.1": e2m1},
+        block_overrides={**overrides("attn.mat_qkv", (0, 24, 25), e2m1), **overrides("ffn.fc1", range(6, 21), e2m1)},
+    )
+
+    w_e2m3 = OperandQuant("fp6_e2m3", PerChannel())
+    a_e2m3, a_e3m2 = OperandQuant("fp6_e2m3", PerToken()), OperandQuant("fp6_e3m2", PerToken())
+    e2m3, e2m3_w_e3m2_a = LayerRecipe(w_e2m3, a_e2m3), LayerRecipe(w_e2m3, a_e3m2)
+    fp6_mixed = Recipe(
+        "fp6_mixedformat_d30",
+        "FP6 MixedFormat (released d30 lists): E2M3 weights; fc2 inputs E2M3 in blocks 0 and 23, proj inputs E3M2 "
+        "in blocks 0-1, otherwise E3M2 (fc2, mat_qkv, fc1) and E2M3 (proj); ada_lin E2M3",
+        layers={"attn.mat_qkv": e2m3_w_e3m2_a, "attn.proj": e2m3, "ffn.fc1": e2m3_w_e3m2_a, "ffn.fc2": e2m3_w_e3m2_a, "ada_lin.1": e2m3},
+        block_overrides={**overrides("ffn.fc2", (0, 23), e2m3), **overrides("attn.proj", (0, 1), e2m3_w_e3m2_a)},
+    )
+    return {r.name: r for r in (fp4_mixed, fp6_mixed)}
 
 
 RECIPES: dict[str, Recipe] = _build()

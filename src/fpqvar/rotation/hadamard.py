@@ -70,12 +70,15 @@ def _paley(m: int) -> torch.Tensor | None:
 
 @functools.lru_cache(maxsize=32)
 def _hadamard_cached(n: int) -> torch.Tensor:
-    power = n & -n  # the largest power of two dividing n
-    while power >= 1:
-        core = _paley(n // power)
-        if core is not None:
-            return torch.kron(core, sylvester(power))
-        power //= 2
+    # on the CPU whatever default device is in force: one built under `with torch.device("meta")` (how quantized
+    # checkpoints are loaded) would otherwise be cached as a meta tensor and returned to every later caller
+    with torch.device("cpu"):
+        power = n & -n  # the largest power of two dividing n
+        while power >= 1:
+            core = _paley(n // power)
+            if core is not None:
+                return torch.kron(core, sylvester(power))
+            power //= 2
     raise ValueError(
         f"no Hadamard matrix of order {n} from Sylvester and Paley constructions; "
         "supported orders are m * 2**k with m = 1, q + 1 (prime q = 3 mod 4) or 2 (q + 1) (prime q = 1 mod 4)"
@@ -83,18 +86,18 @@ def _hadamard_cached(n: int) -> torch.Tensor:
 
 
 def hadamard(n: int) -> torch.Tensor:
-    """A Hadamard matrix of order n (entries +-1, H H^T = n I), float64."""
+    """A Hadamard matrix of order n (entries +-1, H H^T = n I), float64 on the CPU."""
     return _hadamard_cached(n).clone()
 
 
 def random_signs(n: int, seed: int) -> torch.Tensor:
-    """+-1 entries from a private generator (the global RNG is left alone)."""
+    """+-1 entries from a private CPU generator (the global RNG is left alone), on the CPU like the cached matrices."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 2, (n,), generator=g).double().mul_(2).sub_(1)
+    return torch.randint(0, 2, (n,), generator=g, device="cpu").double().mul_(2).sub_(1)
 
 
 def orthogonal_hadamard(n: int, seed: int | None = None) -> torch.Tensor:
-    """diag(s) H / sqrt(n): orthogonal; random sign flips s when ``seed`` is given, else s = 1."""
+    """diag(s) H / sqrt(n) on the CPU: orthogonal; random sign flips s when ``seed`` is given, else s = 1."""
     H = hadamard(n) / n**0.5
     return H if seed is None else random_signs(n, seed)[:, None] * H
 
