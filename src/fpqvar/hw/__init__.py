@@ -3,6 +3,17 @@
 from .fht import fht, output_width
 from .fp4_encoder import dfq_encoder_table, e2m1_encoder_table, encode_scaled
 from .lut_multiplier import PRODUCT_FRACTION_BITS, lut_multiplier_table, lut_product
-from .quantizer import dequantize_group, mismatch_report, quantize_group
+from .quantizer import (
+    RECIPROCAL_INDEX_BITS,
+    GroupScale,
+    dequantize_group,
+    mismatch_report,
+    quantize_group,
+    reciprocal_error_bound,
+    reciprocal_fraction_bits,
+    reciprocal_table,
+    scale_pass,
+    scale_to_table,
+)
 
 __all__ = ["dequantize_group", "mismatch_report", "quantize_group", "fht", "output_width", "dfq_encoder_table", "e2m1_encoder_table", "encode_scaled", "PRODUCT_FRACTION_BITS", "lut_multiplier_table", "lut_product"]
