@@ -9,12 +9,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 
-async def start(dut) -> None:
-    """Start a 10 ns clock and hold reset for two cycles, every stream idle."""
+async def start(dut, inputs: tuple[str, ...] = ("s_valid",), outputs: tuple[str, ...] = ("m_ready",)) -> None:
+    """Start a 10 ns clock and hold reset for two cycles, every input stream idle and every output stalled."""
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
-    dut.s_valid.value = 0
-    dut.m_ready.value = 0
+    for name in (*inputs, *outputs):
+        getattr(dut, name).value = 0
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
