@@ -94,6 +94,9 @@ def test_cuda_graphs_give_the_eager_tokens(monkeypatch, autocast):
         cast_linear_weights(var, torch.bfloat16)  # new weight tensors: the graphs must be captured again
         if autocast:
             assert torch.equal(sample(var, vae, monkeypatch, cuda_graphs=True)[0], eager[0])
+    assert var in var_module._GRAPHS
+    var.release_cuda_graphs()
+    assert var not in var_module._GRAPHS
 
 
 @cuda

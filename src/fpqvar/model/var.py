@@ -345,6 +345,11 @@ class VAR(nn.Module):
                 block.attn.kv_caching(False)
         return vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
 
+    def release_cuda_graphs(self) -> None:
+        """Free the captured step graphs and their memory. Call it after changing the model's code in place
+        (compiling, patching): new weight tensors are noticed, new code is not."""
+        _GRAPHS.pop(self, None)
+
     def _step_graphs(self, first_input: torch.Tensor, modulations: list[torch.Tensor], cond_BD: torch.Tensor):
         """This batch's StepGraphs with ``modulations`` and ``cond_BD`` loaded, captured when first needed;
         None (and a warning) where the steps cannot be captured."""
@@ -358,7 +363,7 @@ class VAR(nn.Module):
                torch.is_inference_mode_enabled(), tuple((t.data_ptr(), t.dtype) for t in (*self.parameters(), *self.buffers())))
         held = _GRAPHS.get(self)
         if held is None or held[0] != key:
-            _GRAPHS.pop(self, None)  # one set at a time: free the old graphs' memory first
+            self.release_cuda_graphs()  # one set at a time: free the old graphs' memory first
             B2, C = first_input.shape[0], self.config.C
             inputs = [first_input.new_zeros(B2, pn * pn, C) for pn in self.patch_nums]
             caches = [StaticKVCache(self.config.num_tokens) for _ in self.blocks]
