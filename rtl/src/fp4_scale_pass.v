@@ -50,7 +50,7 @@ localparam FRACTION_BITS = INDEX_BITS + 6;
 localparam RECIPROCAL_WIDTH = FRACTION_BITS + 4;  // R / f <= 12 < 16
 localparam EXPONENT_WIDTH = $clog2(WIDTH);
 localparam integer TOP_BIT = WIDTH - 1;
-localparam LEAVES = 1 << $clog2(GROUP);  // the maximum tree pads the group to a power of two with zeros
+localparam LEAVES = 1 << $clog2(GROUP);  // the maximum trees pad the group to a power of two with zeros
 localparam ENTRIES = (1 << INDEX_BITS) + 1;
 
 initial begin
@@ -91,31 +91,42 @@ end
 wire advance = !m_valid || m_ready;
 assign s_ready = advance;
 
-// Stage 1: maxima over the group, as binary trees (node k = max of nodes 2k+1 and 2k+2; leaves at LEAVES-1..).
-wire [WIDTH-1:0] positive_tree [0:2*LEAVES-2];
-wire [WIDTH-1:0] negative_tree [0:2*LEAVES-2];
+// Stage 1: maxima over the group, as binary trees: level 0 holds the (padded) group's magnitudes, level l + 1 the
+// larger of each pair of level l.
+localparam LEVELS = $clog2(LEAVES);
 
-genvar leaf, node;
+genvar leaf, level, node;
 generate
-    for (leaf = 0; leaf < LEAVES; leaf = leaf + 1) begin : leaves
-        if (leaf < GROUP) begin : value
-            wire signed [WIDTH-1:0] x = s_data[leaf*WIDTH +: WIDTH];
-            wire [WIDTH-1:0] negated = -x;  // |x| of the most negative input, 2**(WIDTH-1), still fits unsigned
-            if (DUAL != 0) begin : split
-                assign positive_tree[LEAVES-1+leaf] = x > 0 ? x : {WIDTH{1'b0}};
-                assign negative_tree[LEAVES-1+leaf] = x < 0 ? negated : {WIDTH{1'b0}};
-            end else begin : absolute
-                assign positive_tree[LEAVES-1+leaf] = x < 0 ? negated : x;
-                assign negative_tree[LEAVES-1+leaf] = {WIDTH{1'b0}};
+    for (level = 0; level <= LEVELS; level = level + 1) begin : levels
+        wire [(LEAVES>>level)*WIDTH-1:0] positive;
+        wire [(LEAVES>>level)*WIDTH-1:0] negative;
+        if (level == 0) begin : magnitudes
+            for (leaf = 0; leaf < LEAVES; leaf = leaf + 1) begin : leaves
+                if (leaf < GROUP) begin : value
+                    wire signed [WIDTH-1:0] x = s_data[leaf*WIDTH +: WIDTH];
+                    wire [WIDTH-1:0] negated = -x;  // |x| of the most negative input, 2**(WIDTH-1), fits unsigned
+                    if (DUAL != 0) begin : split
+                        assign positive[leaf*WIDTH +: WIDTH] = x > 0 ? x : {WIDTH{1'b0}};
+                        assign negative[leaf*WIDTH +: WIDTH] = x < 0 ? negated : {WIDTH{1'b0}};
+                    end else begin : absolute
+                        assign positive[leaf*WIDTH +: WIDTH] = x < 0 ? negated : x;
+                        assign negative[leaf*WIDTH +: WIDTH] = {WIDTH{1'b0}};
+                    end
+                end else begin : padding
+                    assign positive[leaf*WIDTH +: WIDTH] = {WIDTH{1'b0}};
+                    assign negative[leaf*WIDTH +: WIDTH] = {WIDTH{1'b0}};
+                end
             end
-        end else begin : padding
-            assign positive_tree[LEAVES-1+leaf] = {WIDTH{1'b0}};
-            assign negative_tree[LEAVES-1+leaf] = {WIDTH{1'b0}};
+        end else begin : pairs
+            for (node = 0; node < (LEAVES >> level); node = node + 1) begin : nodes
+                wire [WIDTH-1:0] positive_left = levels[level-1].positive[2*node*WIDTH +: WIDTH];
+                wire [WIDTH-1:0] positive_right = levels[level-1].positive[(2*node+1)*WIDTH +: WIDTH];
+                wire [WIDTH-1:0] negative_left = levels[level-1].negative[2*node*WIDTH +: WIDTH];
+                wire [WIDTH-1:0] negative_right = levels[level-1].negative[(2*node+1)*WIDTH +: WIDTH];
+                assign positive[node*WIDTH +: WIDTH] = positive_left > positive_right ? positive_left : positive_right;
+                assign negative[node*WIDTH +: WIDTH] = negative_left > negative_right ? negative_left : negative_right;
+            end
         end
-    end
-    for (node = 0; node < LEAVES-1; node = node + 1) begin : nodes
-        assign positive_tree[node] = positive_tree[2*node+1] > positive_tree[2*node+2] ? positive_tree[2*node+1] : positive_tree[2*node+2];
-        assign negative_tree[node] = negative_tree[2*node+1] > negative_tree[2*node+2] ? negative_tree[2*node+1] : negative_tree[2*node+2];
     end
 endgenerate
 
@@ -128,8 +139,8 @@ always @(posedge clk) begin
         data_1 <= s_data;
         last_1 <= s_last;
         valid_1 <= s_valid;
-        positive_max_1 <= positive_tree[0];
-        negative_max_1 <= negative_tree[0];
+        positive_max_1 <= levels[LEVELS].positive;
+        negative_max_1 <= levels[LEVELS].negative;
     end
     if (rst) begin
         valid_1 <= 1'b0;

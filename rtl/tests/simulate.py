@@ -36,7 +36,11 @@ def simulate(
     tag = "_".join(f"{k}{v}" for k, v in sorted(parameters.items()))
     build_dir = RTL / "tests" / "sim_build" / f"{toplevel}_{tag}_{simulator}"
     runner = get_runner(simulator)
-    build_args = ["-y", str(SOURCES)] + (["-Wall", "-Wno-fatal"] if simulator == "verilator" else [])
+    build_args = ["-y", str(SOURCES)]
+    if simulator == "verilator":
+        # --output-split 0: one C++ file per class, so no precompiled header, whose include flag the wheel's
+        # verilated.mk lacks (CFG_CXXFLAGS_PCH_I is empty there and larger designs fail to compile)
+        build_args += ["-Wall", "-Wno-fatal", "--output-split", "0"]
     runner.build(
         sources=[SOURCES / f"{toplevel}.v"],
         hdl_toplevel=toplevel,

@@ -1,7 +1,11 @@
-"""cocotb helpers for valid/ready streams: clock and reset, a driver with random gaps and backpressure, latency."""
+"""cocotb helpers for valid/ready streams: clock and reset, a driver with random gaps and backpressure, latency,
+and the cycle record that rtl/measure_cycles.py collects."""
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
 import random
 from collections.abc import Callable
 
@@ -79,3 +83,14 @@ def unpack(word: int, lanes: int, width: int, signed: bool = True) -> list[int]:
         v = (word >> (lane * width)) & ((1 << width) - 1)
         out.append(v - (1 << width) if signed and v >> (width - 1) else v)
     return out
+
+
+def record_cycles(**measured: int) -> None:
+    """Add measured cycle counts to the JSON file named by FPQVAR_CYCLES_JSON (set by rtl/measure_cycles.py)."""
+    path = os.environ.get("FPQVAR_CYCLES_JSON")
+    if not path:
+        return
+    target = pathlib.Path(path)
+    data = json.loads(target.read_text()) if target.exists() else {}
+    data.update(measured)
+    target.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
