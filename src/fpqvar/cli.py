@@ -45,10 +45,11 @@ def _sample(args: argparse.Namespace) -> int:
     from .distributed import finish_process, init_process
     from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches
     from .model.loading import load_vae, load_var
+    from .paths import resolve_checkpoint
 
     process = init_process(args.device)
-    var = load_var(args.var, device=process.device)
-    vae = load_vae(args.vae, device=process.device, patch_nums=var.patch_nums)
+    var = load_var(resolve_checkpoint(args.var, "var"), device=process.device)
+    vae = load_vae(resolve_checkpoint(args.vae, "vqvae"), device=process.device, patch_nums=var.patch_nums)
     batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
     out = pathlib.Path(args.out)
     settings = {
@@ -86,12 +87,13 @@ def _quantize(args: argparse.Namespace) -> int:
     from .methods import Recipe, get_recipe, quantize_model, save_quantized
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
+    from .paths import resolve_checkpoint
 
     if pathlib.Path(args.recipe).suffix == ".json":
         recipe = Recipe.from_dict(json.loads(pathlib.Path(args.recipe).read_text()))
     else:
         recipe = get_recipe(args.recipe)
-    var = load_var(args.var)
+    var = load_var(resolve_checkpoint(args.var, "var"))
     changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
                                  ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
     recipe = recipe.replace(**changes)
@@ -115,10 +117,11 @@ def _galt(args: argparse.Namespace) -> int:
     from .methods.calibration import calibration_classes, capture_activations
     from .methods.galt import learn_lambdas
     from .model.loading import load_vae, load_var
+    from .paths import resolve_checkpoint
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    var = load_var(args.var, device=device)
-    vae = load_vae(args.vae, device=device, patch_nums=var.patch_nums)
+    var = load_var(resolve_checkpoint(args.var, "var"), device=device)
+    vae = load_vae(resolve_checkpoint(args.vae, "vqvae"), device=device, patch_nums=var.patch_nums)
     recipe = get_recipe(args.recipe)
     names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
     classes = calibration_classes(args.samples, var.num_classes, args.classes, args.seed)
@@ -151,23 +154,58 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .atomic import atomic_path
     from .eval import load_images, load_statistics
     from .eval.evaluate import evaluate
-    from .eval.inception import load_inception, preprocess
+    from .eval.quality import PROXY_NAMES
+    from .paths import resolve_checkpoint
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    network = load_inception(args.inception, device)
+    if args.classifier:
+        from .eval.classifier import load_classifier
 
-    def extractor(images):
-        return network(preprocess(images).to(device))
+        path = resolve_checkpoint(args.classifier, "classifier")
+        extractor, evaluator = load_classifier(path, device).extract, f"proxy: fpqvar DigitClassifier ({path}), not Inception-v3"
+    else:
+        from .eval.inception import load_inception, preprocess
 
-    statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") else {}
+        network = load_inception(args.inception, device)
+
+        def extractor(images):
+            return network(preprocess(images).to(device))
+
+        evaluator = f"Inception-v3 2015-12-05 ({args.inception})"
+    statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") and not args.classifier else {}
     metrics = evaluate(extractor, load_images(args.samples), load_images(args.reference), statistics, args.batch_size)
-    metrics |= {"evaluator": f"Inception-v3 2015-12-05 ({args.inception})", "samples": str(args.samples),
-                "reference": str(args.reference)}
+    if args.classifier:  # proxy numbers never travel under Inception's names
+        metrics = {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}
+    metrics |= {"evaluator": evaluator, "samples": str(args.samples), "reference": str(args.reference)}
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text + "\n")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from .train.embedded import STAGES, EmbeddedRecipe, measure_fp16_quality, train_embedded
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    recipe = EmbeddedRecipe(train_images=args.train_images)
+    if args.scale != 1.0:
+        recipe = recipe.scaled(args.scale)
+    command = "fpqvar train " + shlex.join(args.argv)
+    stages = tuple(s for s in args.stages if s in STAGES)
+    train_embedded(args.out, device, recipe, stages, command=command, progress=not args.quiet)
+    if "quality" in args.stages:
+        quality = measure_fp16_quality(args.out, device, per_class=args.quality_per_class, progress=not args.quiet)
+        samples = quality["samples"]
+        print(f"classifier accuracy on generated digits {samples['classifier_accuracy']:.4f}; "
+              f"classifier-FID {samples['classifier_fid']:.3f} (real training images: "
+              f"{quality['real_training_images']['classifier_fid']:.3f})")
+    print(f"embedded model in {args.out} (manifest.json lists files, sha256 and held-out metrics)")
     return 0
 
 
@@ -182,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate class-conditional images to PNGs and an .npz (resumable; many GPUs with torchrun)",
         description="Each batch j of a class uses seed SEED + j. Defaults are the paper's evaluation settings.",
     )
-    sample.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth or .safetensors")
-    sample.add_argument("--vae", required=True, help="VQVAE checkpoint: vae_ch160v4096z32.pth or .safetensors")
+    sample.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth, .safetensors, or `embedded`")
+    sample.add_argument("--vae", required=True, help="VQVAE checkpoint: vae_ch160v4096z32.pth, .safetensors, or `embedded`")
     sample.add_argument("--out", required=True, help="folder for class<c>_img<i>.png files")
     sample.add_argument("--npz", help="packed output (default: OUT.npz beside the folder)")
     sample.add_argument("--classes", default="0-999", help="e.g. 0-999 or 1,153,698 (default 0-999)")
@@ -201,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser(
         "quantize", help="apply a quantization recipe to a VAR checkpoint; writes a .safetensors that `sample` reads"
     )
-    quantize.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth or .safetensors")
+    quantize.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth, .safetensors, or `embedded`")
     quantize.add_argument("--recipe", required=True, help="a named recipe (e.g. fp4_fpqvar, int4_litevar) or a recipe .json")
     quantize.add_argument("--out", required=True, help="output .safetensors")
     quantize.add_argument("--lambdas", help="GALT lambdas (.safetensors/.pth: blocks.<i>.attn.mat_qkv, blocks.<i>.ffn.fc1)")
@@ -226,10 +264,27 @@ def build_parser() -> argparse.ArgumentParser:
     galt.add_argument("--device")
     galt.set_defaults(run=_galt)
 
+    train = commands.add_parser(
+        "train", help="train the embedded default model (VQVAE, VAR, classifier) on MNIST, then measure its fp16 quality",
+        description="Resumable: stages already written to OUT are skipped, an interrupted one continues. "
+        "The committed data/embedded/ was made with `fpqvar train --device cuda` (see its manifest.json).",
+    )
+    train.add_argument("--out", default="data/embedded", help="output folder (default data/embedded)")
+    train.add_argument("--stages", nargs="+", choices=["vqvae", "var", "classifier", "quality"],
+                       default=["vqvae", "var", "classifier", "quality"])
+    train.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.02 for a quick CPU look)")
+    train.add_argument("--train-images", type=int, help="use only the first N training images (default: all 60,000)")
+    train.add_argument("--quality-per-class", type=int, default=1000, help="generated images per digit for the quality stage")
+    train.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
+
     evaluate = commands.add_parser("evaluate", help="IS, FID, sFID, precision, recall of samples against a reference batch")
     evaluate.add_argument("samples", help="folder of PNGs or .npz (arr_0)")
     evaluate.add_argument("reference", help="folder of PNGs or reference .npz (arr_0, and mu/sigma/mu_s/sigma_s if precomputed)")
-    evaluate.add_argument("--inception", required=True, help="pt_inception-2015-12-05-6726825d.pth (supply it; never downloaded)")
+    extractor = evaluate.add_mutually_exclusive_group(required=True)
+    extractor.add_argument("--inception", help="pt_inception-2015-12-05-6726825d.pth (supply it; never downloaded)")
+    extractor.add_argument("--classifier", help="proxy metrics from our digit classifier: a .safetensors or `embedded`")
     evaluate.add_argument("--out", help="write the metrics JSON here")
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--device")
@@ -238,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]  # the command's own arguments, recorded by runs that must say how to repeat them
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError, KeyError) as error:  # bad input: one clear line, no traceback

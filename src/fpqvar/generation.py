@@ -93,6 +93,26 @@ def generate_batches(
     return len(todo)
 
 
+def generate_arrays(
+    var: VAR,
+    vae: VQVAE,
+    batches: list[SampleBatch],
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+    **sampling,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planned images in memory, in plan order: uint8 (N, H, W, 3) and their class labels (N,).
+
+    The same images as `generate_batches` writes for the same plan (each batch seeded alike)."""
+    autocast = torch.autocast(var.pos_1LC.device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    images, labels = [], []
+    for batch in tqdm(batches, desc="sampling", disable=not progress):
+        with torch.inference_mode(), autocast:
+            images.append(to_uint8(var.generate(vae, batch.count, labels=batch.class_id, seed=batch.seed, **sampling)))
+        labels.append(np.full(batch.count, batch.class_id, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def pack_npz(out_dir: str | pathlib.Path, batches: list[SampleBatch], path: str | pathlib.Path) -> int:
     """Pack every planned image, in plan order, into `arr_0` (N, H, W, 3) uint8, the OpenAI evaluator's input."""
     from PIL import Image

@@ -16,3 +16,22 @@ def data_dir() -> pathlib.Path:
             "or point FPQVAR_DATA at the repository's data/ folder"
         )
     return path
+
+
+EMBEDDED_FILES = {"vqvae": "vqvae.safetensors", "var": "var.safetensors", "classifier": "classifier.safetensors"}
+
+
+def embedded_dir() -> pathlib.Path:
+    """`data/embedded/`: the embedded default model, its classifier, manifest, logs and measured quality."""
+    return data_dir() / "embedded"
+
+
+def resolve_checkpoint(value: str | os.PathLike, kind: str) -> pathlib.Path:
+    """A checkpoint path, or the name ``embedded`` for the committed embedded model's ``kind`` file
+    (``var``, ``vqvae`` or ``classifier``)."""
+    if str(value) != "embedded":
+        return pathlib.Path(value)
+    path = embedded_dir() / EMBEDDED_FILES[kind]
+    if not path.is_file():
+        raise FileNotFoundError(f"the embedded {kind} checkpoint {path} is missing; re-create it with `nox -s embedded`")
+    return path

@@ -144,10 +144,17 @@ def _config_from_metadata(path: pathlib.Path, cls):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names})
 
 
+def _as_float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Half-precision tensors widened (exactly) to float32: every model loads in float32, as the official files
+    are, whatever precision a file stores (our embedded model ships fp16); autocast then picks the matmul dtype."""
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+
+
 def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: str | torch.device = "cpu") -> VAR:
-    """A VAR from `var_d*.pth` (official) or `.safetensors`; the configuration is read off the keys unless given."""
+    """A VAR from `var_d*.pth` (official) or `.safetensors`, in float32; the configuration is read off the keys
+    unless given."""
     path = pathlib.Path(path)
-    state = load_state_dict(path, device)
+    state = _as_float32(load_state_dict(path, device))
     config = config or _config_from_metadata(path, VARConfig)
     recipe = _metadata(path).get(RECIPE_METADATA_KEY)
     if recipe is not None:
@@ -160,9 +167,9 @@ def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: 
 def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device: str | torch.device = "cpu",
              patch_nums: tuple[int, ...] | None = None) -> VQVAE:
     """A VQVAE from `vae_ch160v4096z32.pth` (official) or `.safetensors`; ``patch_nums`` sets its scale list
-    (pass the VAR's: the same 256-px VAE file serves d36's 512-px scales)."""
+    (pass the VAR's: the same 256-px VAE file serves d36's 512-px scales). Float32, like `load_var`."""
     path = pathlib.Path(path)
-    state = load_state_dict(path, device)
+    state = _as_float32(load_state_dict(path, device))
     config = config or _config_from_metadata(path, VQVAEConfig) or VQVAEConfig()
     if patch_nums is not None:
         config = dataclasses.replace(config, patch_nums=tuple(patch_nums))

@@ -51,6 +51,7 @@ def var_task(var: VAR, inputs: torch.Tensor, targets: torch.Tensor, labels: torc
 
     def loss_fn(step: int):
         pick = batches(seed, step, batch_size, len(targets), targets.device)
+        torch.manual_seed(seed * 1_000_003 + step)  # condition dropout and drop-path: a function of the step, so resuming is exact
         with torch.autocast(targets.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = var(labels[pick], inputs[pick])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets[pick].reshape(-1))
