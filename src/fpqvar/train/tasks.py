@@ -16,8 +16,8 @@ def init_codebook_from_data(vae: VQVAE, images: torch.Tensor, seed: int = 0) -> 
     vectors = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
     g = torch.Generator().manual_seed(seed)
     pick = torch.randint(0, len(vectors), (vae.quantize.vocab_size,), generator=g)
-    noise = torch.randn(vae.quantize.vocab_size, f.shape[1], generator=g) * vectors.std() * 0.1
-    vae.quantize.embedding.weight.copy_(vectors[pick.to(vectors.device)] + noise.to(vectors.device))
+    noise = torch.randn(vae.quantize.vocab_size, f.shape[1], generator=g).to(vectors.device) * vectors.std() * 0.1
+    vae.quantize.embedding.weight.copy_(vectors[pick.to(vectors.device)] + noise)
 
 
 def vqvae_task(vae: VQVAE, images: torch.Tensor, batch_size: int, seed: int = 0):
