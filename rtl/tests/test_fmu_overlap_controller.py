@@ -4,13 +4,22 @@
 import random
 
 import cocotb
-import pytest
 from cocotb.triggers import RisingEdge
 from simulate import simulate
 from streams import record_cycles, start, unpack
-from test_fp4_gemm import COLS, GROUP, LANES, ROWS, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, _beats, _random_tile
+from test_fp4_gemm import (
+    COLS,
+    GROUP,
+    LANES,
+    ROWS,
+    SCALE_WIDTH,
+    WEIGHT_SCALE_WIDTH,
+    Shape,
+    _beats,
+    _expected,
+    _random_tile,
+)
 
-from fpqvar.hw import gemm
 from fpqvar.hw.gemm import contribution_width
 from fpqvar.hw.pipeline import Block, overlap_cycles
 
@@ -32,13 +41,13 @@ def _drive(dut, unit, kind, beat):
 async def _run(dut, jobs, rng, valid_probability, ready_probability):
     """jobs: {unit: [tile per block]}. Returns results per unit, the edges of each unit's results and of each
     job's first activation beat, and the edges of the whole run."""
-    out_width = int(dut.OUT_WIDTH.value)
+    shape = Shape.of(dut)
     beats = {}
     first_beats = {}
     for unit, tiles in jobs.items():
         act, weight, starts = [], [], []
         for tile in tiles:
-            a, w = _beats(tile)
+            a, w = _beats(tile, shape)
             starts.append(len(act))
             act += a
             weight += w
@@ -62,7 +71,7 @@ async def _run(dut, jobs, rng, valid_probability, ready_probability):
         edges += 1
         for unit in jobs:
             if int(getattr(dut, f"m_{unit}_valid").value) and int(getattr(dut, f"m_{unit}_ready").value):
-                results[unit].append(unpack(getattr(dut, f"m_{unit}_result").value.to_unsigned(), ROWS * COLS, out_width))
+                results[unit].append(unpack(getattr(dut, f"m_{unit}_result").value.to_unsigned(), shape.rows * shape.cols, shape.out_width))
                 result_edges[unit].append(edges)
         for (unit, kind) in beats:
             if offers[(unit, kind)] and int(getattr(dut, f"s_{unit}_{kind}_ready").value):
@@ -74,13 +83,6 @@ async def _run(dut, jobs, rng, valid_probability, ready_probability):
     return results, result_edges, start_edges, edges
 
 
-def _expected(tile, dual, dut):
-    act, act_max, act_max_negative, weight, weight_scale = tile
-    result = gemm(act, act_max, weight, weight_scale, dual, GROUP, act_max_negative, SCALE_WIDTH, WEIGHT_SCALE_WIDTH,
-                  int(dut.OUT_WIDTH.value))
-    return [v for row in result for v in row]
-
-
 async def _start(dut):
     await start(dut, inputs=tuple(f"s_{u}_{k}_valid" for u in UNITS for k in ("act", "weight")),
                 outputs=tuple(f"m_{u}_ready" for u in UNITS))
@@ -89,15 +91,16 @@ async def _start(dut):
 @cocotb.test()
 async def job_order_and_results(dut):
     rng = random.Random(51)
+    shape = Shape.of(dut)
     await _start(dut)
     for overlap in (0, 1):
         dut.overlap.value = overlap
         # FC2 jobs longer than ada_lin's, as in VAR (K = 4C against C), so that overlapping shows
-        jobs = {"fc2": [_random_tile(rng, rng.randint(3, 5)) for _ in range(6)],
-                "cond": [_random_tile(rng, rng.randint(1, 2)) for _ in range(6)]}
+        jobs = {"fc2": [_random_tile(rng, rng.randint(3, 5), shape) for _ in range(6)],
+                "cond": [_random_tile(rng, rng.randint(1, 2), shape) for _ in range(6)]}
         results, result_edges, start_edges, _ = await _run(dut, jobs, rng, 0.9, 0.8)
         for unit, tiles in jobs.items():
-            assert results[unit] == [_expected(t, UNITS[unit], dut) for t in tiles], unit
+            assert results[unit] == [_expected(t, UNITS[unit], shape) for t in tiles], unit
         for block in range(6):
             if overlap:
                 assert start_edges["cond"][block] < result_edges["fc2"][block], "ada_lin did not overlap FC2"
@@ -111,14 +114,16 @@ async def job_order_and_results(dut):
 @cocotb.test()
 async def cycles_overlapped_and_sequential(dut):
     rng = random.Random(52)
+    shape = Shape.of(dut)
     await _start(dut)
-    fc2_groups, ada_lin_groups, blocks = 4, 3, 3
-    beats_per_group = GROUP // LANES
+    # per tile, VAR-d30 (C = 1920, groups of 128): FC2 reduces over 4C (60 groups), ada_lin over C (15 groups)
+    fc2_groups, ada_lin_groups, blocks = 60, 15, 3
+    beats_per_group = shape.group // shape.lanes
     measured = {}
     for overlap in (0, 1):
         dut.overlap.value = overlap
-        jobs = {"fc2": [_random_tile(rng, fc2_groups) for _ in range(blocks)],
-                "cond": [_random_tile(rng, ada_lin_groups) for _ in range(blocks)]}
+        jobs = {"fc2": [_random_tile(rng, fc2_groups, shape) for _ in range(blocks)],
+                "cond": [_random_tile(rng, ada_lin_groups, shape) for _ in range(blocks)]}
         _, _, _, edges = await _run(dut, jobs, rng, 1.0, 1.0)
         model = overlap_cycles([Block(fc2_groups * beats_per_group, ada_lin_groups * beats_per_group)] * blocks, bool(overlap))
         assert edges == model, (overlap, edges, model)
@@ -129,7 +134,7 @@ async def cycles_overlapped_and_sequential(dut):
 
 
 def test_fmu_overlap_controller(simulator):
-    out_width = contribution_width(GROUP, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, dual=True) + 4
+    out_width = contribution_width(GROUP, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, dual=True) + 6  # 60 groups per tile
     simulate(simulator, "fmu_overlap_controller", "test_fmu_overlap_controller", {
         "ROWS": ROWS, "COLS": COLS, "GROUP": GROUP, "LANES": LANES,
         "SCALE_WIDTH": SCALE_WIDTH, "WEIGHT_SCALE_WIDTH": WEIGHT_SCALE_WIDTH, "OUT_WIDTH": out_width,

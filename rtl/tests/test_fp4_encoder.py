@@ -8,9 +8,11 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from simulate import simulate
+from streams import record_cycles, start, timing
 
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
 from fpqvar.hw import dfq_encoder_table, e2m1_encoder_table, encode_scaled
+from fpqvar.hw.pipeline import LATENCY
 from fpqvar.quant import round_to_format
 
 
@@ -42,6 +44,19 @@ async def every_input(dut):
         if sent < len(beats) and int(dut.s_valid.value) and int(dut.s_ready.value):
             sent += 1
     assert received == expected
+
+
+@cocotb.test()
+async def latency_and_interval(dut):
+    lanes = int(dut.LANES.value)
+
+    def drive(t):
+        dut.s_scaled.value = sum((t & 0x1F) << (5 * lane) for lane in range(lanes))
+
+    await start(dut)
+    latency, interval = await timing(dut, list(range(-12, 13)), drive)
+    assert (latency, interval) == (LATENCY["fp4_encoder"], 1), (latency, interval)
+    record_cycles(fp4_encoder_latency=latency, fp4_encoder_interval=interval)
 
 
 @pytest.mark.parametrize("dual", [0, 1])

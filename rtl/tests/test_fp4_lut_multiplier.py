@@ -8,9 +8,11 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from simulate import simulate
+from streams import record_cycles, start, timing
 
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
 from fpqvar.hw import PRODUCT_FRACTION_BITS, lut_multiplier_table
+from fpqvar.hw.pipeline import LATENCY
 
 
 @cocotb.test()
@@ -40,6 +42,17 @@ async def every_code_pair(dut):
         if sent < len(pairs) and int(dut.s_valid.value) and int(dut.s_ready.value):
             sent += 1
     assert received == expected_table
+
+
+@cocotb.test()
+async def latency_and_interval(dut):
+    def drive(pair):
+        dut.s_activation.value, dut.s_weight.value = pair >> 4, pair & 0xF
+
+    await start(dut)
+    latency, interval = await timing(dut, list(range(16)), drive)
+    assert (latency, interval) == (LATENCY["fp4_lut_multiplier"], 1), (latency, interval)
+    record_cycles(fp4_lut_multiplier_latency=latency, fp4_lut_multiplier_interval=interval)
 
 
 @pytest.mark.parametrize("dual", [0, 1])

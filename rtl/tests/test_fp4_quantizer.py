@@ -1,5 +1,5 @@
 """fp4_quantizer (scale pass + encode pass) against fpqvar.hw.quantize_group: groups with every maximum of a 12-bit
-input, seeded random groups, gaps and backpressure; measured latency."""
+input, seeded random groups, gaps and backpressure; latency and initiation interval against the cycle model."""
 
 import random
 
@@ -7,10 +7,11 @@ import cocotb
 import pytest
 import torch
 from simulate import simulate
-from streams import latency, pack, run_stream, start, unpack
+from streams import pack, record_cycles, run_stream, start, timing, unpack
 from test_fp4_scale_pass import _groups
 
 from fpqvar.hw import quantize_group
+from fpqvar.hw.pipeline import LATENCY
 
 
 @cocotb.test()
@@ -35,9 +36,24 @@ async def every_maximum_and_random_groups(dut):
                 dut.m_max_negative.value.to_unsigned(), bool(int(dut.m_last.value))]
 
     await start(dut)
-    assert await latency(dut, lambda: drive((groups[0], 0))) == 4
     received = await run_stream(dut, list(zip(groups, lasts, strict=True)), drive, sample, len(groups), rng)
     assert received == expected
+
+
+@cocotb.test()
+async def latency_and_interval(dut):
+    group, width = int(dut.GROUP.value), int(dut.WIDTH.value)
+    rng = random.Random(13)
+    beats = [[rng.randint(-(1 << (width - 1)), (1 << (width - 1)) - 1) for _ in range(group)] for _ in range(16)]
+
+    def drive(values):
+        dut.s_data.value = pack(values, width)
+        dut.s_last.value = 0
+
+    await start(dut)
+    latency, interval = await timing(dut, beats, drive)
+    assert (latency, interval) == (LATENCY["fp4_quantizer"], 1), (latency, interval)
+    record_cycles(fp4_quantizer_latency=latency, fp4_quantizer_interval=interval)
 
 
 @pytest.mark.parametrize("dual", [0, 1])

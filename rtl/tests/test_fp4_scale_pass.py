@@ -1,5 +1,5 @@
 """fp4_scale_pass against fpqvar.hw.scale_pass: every maximum of a 12-bit input on both DFQ sides (so every table
-entry and exponent), seeded random groups, gaps and backpressure; measured latency."""
+entry and exponent), seeded random groups, gaps and backpressure; latency and initiation interval against the cycle model."""
 
 import random
 
@@ -7,9 +7,10 @@ import cocotb
 import pytest
 import torch
 from simulate import simulate
-from streams import latency, pack, run_stream, start, unpack
+from streams import pack, record_cycles, run_stream, start, timing, unpack
 
 from fpqvar.hw import scale_pass
+from fpqvar.hw.pipeline import LATENCY
 
 
 def _groups(group: int, width: int, rng: random.Random) -> list[list[int]]:
@@ -62,9 +63,24 @@ async def every_maximum_and_random_groups(dut):
         return [*row, bool(int(dut.m_last.value))]
 
     await start(dut)
-    assert await latency(dut, lambda: drive((groups[0], 0))) == 2
     received = await run_stream(dut, list(zip(groups, lasts, strict=True)), drive, sample, len(groups), rng)
     assert received == expected
+
+
+@cocotb.test()
+async def latency_and_interval(dut):
+    group, width = int(dut.GROUP.value), int(dut.WIDTH.value)
+    rng = random.Random(13)
+    beats = [[rng.randint(-(1 << (width - 1)), (1 << (width - 1)) - 1) for _ in range(group)] for _ in range(16)]
+
+    def drive(values):
+        dut.s_data.value = pack(values, width)
+        dut.s_last.value = 0
+
+    await start(dut)
+    latency, interval = await timing(dut, beats, drive)
+    assert (latency, interval) == (LATENCY["fp4_scale_pass"], 1), (latency, interval)
+    record_cycles(fp4_scale_pass_latency=latency, fp4_scale_pass_interval=interval)
 
 
 @pytest.mark.parametrize("dual", [1])  # DFQ exercises both tables; the E2M1 absmax is checked through fp4_quantizer

@@ -1,5 +1,5 @@
 """ght against fpqvar.hw.pipeline.ght: tokens of GROUPS groups, two rows side by side, extremes and seeded random
-values, gaps and backpressure; measured latency; the golden model against the software GHT matrix."""
+values, gaps and backpressure; latency and initiation interval against the cycle model; the golden model against the software GHT matrix."""
 
 import random
 
@@ -7,7 +7,7 @@ import cocotb
 import pytest
 import torch
 from simulate import simulate
-from streams import latency, pack, record_cycles, run_stream, start, unpack
+from streams import pack, record_cycles, run_stream, start, timing, unpack
 
 from fpqvar.hw import output_width
 from fpqvar.hw.pipeline import fht_latency, ght
@@ -36,11 +36,10 @@ async def tokens_group_by_group(dut):
         return unpack(dut.m_data.value.to_unsigned(), rows * n, out_width), bool(int(dut.m_last.value))
 
     await start(dut)
-    measured = await latency(dut, lambda: drive(beats[0]))
-    assert measured == fht_latency(log2n)
-    record_cycles(ght_latency=measured)
-    # the latency probe sent one group: complete that token before the comparison starts
-    await run_stream(dut, beats[1:groups], drive, sample, groups - 1, rng, 1.0, 1.0)
+    # timing() sends 1 + (5 groups - 1) beats, whole tokens, so the comparison below starts at a token's first group
+    latency, interval = await timing(dut, beats[:5 * groups - 1], drive)
+    assert (latency, interval) == (fht_latency(log2n), 1), (latency, interval)
+    record_cycles(ght_latency=latency, ght_interval=interval)
     received = await run_stream(dut, beats, drive, sample, len(beats), rng)
     assert received == expected
 
