@@ -106,10 +106,12 @@ genvar lane;
 generate
     for (lane = 0; lane < GROUP; lane = lane + 1) begin : lanes
         wire signed [WIDTH-1:0] x = scaled_data[lane*WIDTH +: WIDTH];
-        // DFQ: x <= 0 takes the negative side's scale (x = 0 gives t = 0 on either side)
+        // DFQ: x <= 0 takes the negative side's scale (x = 0 gives t = 0 on either side); the scale is chosen
+        // before the product, so each lane has one multiplier
         wire negative_side = DUAL != 0 && x <= 0;
-        assign scaled_to_table[lane*5 +: 5] = negative_side ? scale_to_table(x, negative_reciprocal, negative_exponent)
-                                                            : scale_to_table(x, positive_reciprocal, positive_exponent);
+        wire [RECIPROCAL_WIDTH-1:0] reciprocal = negative_side ? negative_reciprocal : positive_reciprocal;
+        wire [EXPONENT_WIDTH-1:0] exponent = negative_side ? negative_exponent : positive_exponent;
+        assign scaled_to_table[lane*5 +: 5] = scale_to_table(x, reciprocal, exponent);
     end
 endgenerate
 
