@@ -13,8 +13,9 @@ from fpqvar.cli import main
 from fpqvar.datasets import load_mnist
 from fpqvar.datasets.mnist import to_rgb32
 from fpqvar.eval.classifier import DigitClassifier, load_classifier
-from fpqvar.eval.quality import classifier_accuracy
-from fpqvar.generation import generate_arrays, plan_batches
+from fpqvar.eval.metrics import inception_score
+from fpqvar.eval.quality import classifier_accuracy, trusted_metrics
+from fpqvar.generation import evaluation_order, generate_arrays, plan_batches
 from fpqvar.model.loading import load_vae, load_var
 from fpqvar.paths import EMBEDDED_FILES, embedded_dir, resolve_checkpoint
 from fpqvar.train.embedded import (
@@ -52,6 +53,19 @@ def test_shift_moves_whole_pixels_and_fills_black():
     x[0, :, 3, 4] = 1.0
     shifted = shift_images(x, torch.Generator().manual_seed(0), max_shift=2)
     assert set(shifted.unique().tolist()) == {-1.0, 1.0} and int((shifted == 1).sum()) == 3
+
+
+def test_evaluation_order_gives_every_inception_split_every_class():
+    probabilities = np.eye(10)[np.repeat(np.arange(10), 1000)]  # one-hot, class-sorted: plan order
+    assert inception_score(probabilities, splits=2)[0] == pytest.approx(5)  # each split sees 5 classes
+    assert inception_score(probabilities[evaluation_order(10_000)], splits=2)[0] == pytest.approx(10, abs=0.01)
+    assert np.array_equal(evaluation_order(50), evaluation_order(50))
+
+
+def test_trusted_metrics_drop_inception_score_of_class_sorted_runs():
+    old = {"classifier_fid": 1.0, "classifier_is": 5.0, "classifier_is_std": 0.0}
+    assert trusted_metrics(old) == {"classifier_fid": 1.0}
+    assert trusted_metrics(old | {"sample_order": "mixed"}) == old | {"sample_order": "mixed"}
 
 
 def test_classifier_features_have_the_evaluator_layout():
@@ -108,6 +122,7 @@ def test_quality_stage_records_accuracy_and_labelled_proxy_metrics(tiny_run):
     assert "proxy" in quality["evaluator"] and "not Inception" in quality["evaluator"]
     for key in ("classifier_accuracy", "classifier_fid", "classifier_sfid", "classifier_is", "classifier_precision"):
         assert key in quality["samples"] and key in quality["real_training_images"]
+    assert trusted_metrics(quality["samples"]) == quality["samples"]  # scored in the mixed order
     assert set(quality["samples"]["per_class_accuracy"]) == {str(c) for c in range(10)}
     assert json.loads((out / "quality_fp16.json").read_text()) == quality
 

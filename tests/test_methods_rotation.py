@@ -9,8 +9,8 @@ from tiny_models import tiny_pair
 from fpqvar.methods import QuantizedLinear, Rotation, get_recipe, model_rotation, quantize_model, save_quantized
 from fpqvar.methods.layers import InputTransform
 from fpqvar.model.loading import CheckpointMismatchError, load_var
-from fpqvar.rotation.hadamard import _hadamard_cached
 from fpqvar.rotation import orthogonal_hadamard
+from fpqvar.rotation.hadamard import _hadamard_cached
 
 FULL_HT = get_recipe("fp4_dfq_ht").replace(rotation_seed=7)  # seeded sign flips must survive the round trip
 

@@ -113,8 +113,19 @@ def generate_arrays(
     return np.concatenate(images), np.concatenate(labels)
 
 
+def evaluation_order(count: int, seed: int = 0) -> np.ndarray:
+    """A fixed mixed order of ``count`` images for the evaluator.
+
+    The evaluator's Inception Score averages over consecutive splits of 5,000 images, each with its own class
+    marginal. Images in plan order (class by class) would give every split only a few classes and cap the
+    score; the released packer globs PNGs in directory order, which mixes them. This permutation mixes them the
+    same way every time."""
+    return np.random.default_rng(seed).permutation(count)
+
+
 def pack_npz(out_dir: str | pathlib.Path, batches: list[SampleBatch], path: str | pathlib.Path) -> int:
-    """Pack every planned image, in plan order, into `arr_0` (N, H, W, 3) uint8, the OpenAI evaluator's input."""
+    """Pack every planned image into `arr_0` (N, H, W, 3) uint8, the OpenAI evaluator's input, in
+    `evaluation_order` (the same for every run of the same plan)."""
     from PIL import Image
 
     out_dir = pathlib.Path(out_dir)
@@ -122,7 +133,7 @@ def pack_npz(out_dir: str | pathlib.Path, batches: list[SampleBatch], path: str 
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} planned images are missing (e.g. {missing[0]}); run the sampling again to finish")
-    images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    images = np.stack([np.asarray(Image.open(files[i]).convert("RGB")) for i in evaluation_order(len(files))])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, arr_0=images)

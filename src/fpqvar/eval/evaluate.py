@@ -13,9 +13,10 @@ from .metrics import FeatureStatistics, frechet_distance, inception_score, preci
 FeatureExtractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # uint8 (N, H, W, 3) -> pool, probs, spatial
 
 
-def extract_features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 100, desc: str = "features") -> dict[str, np.ndarray]:
+def extract_features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 100, desc: str = "features",
+                     progress: bool = True) -> dict[str, np.ndarray]:
     parts: dict[str, list] = {}
-    for start in tqdm(range(0, len(images), batch_size), desc=desc):
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress):
         with torch.inference_mode():
             out = extractor(torch.from_numpy(images[start : start + batch_size]))
         for name, value in out.items():
@@ -30,10 +31,11 @@ def evaluate(
     reference_statistics: dict[str, FeatureStatistics] | None = None,
     batch_size: int = 100,
     split_size: int = 5000,
+    progress: bool = True,
 ) -> dict[str, float]:
     """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall."""
-    sample_features = extract_features(extractor, samples, batch_size, "sample features")
-    reference_features = extract_features(extractor, reference, batch_size, "reference features")
+    sample_features = extract_features(extractor, samples, batch_size, "sample features", progress)
+    reference_features = extract_features(extractor, reference, batch_size, "reference features", progress)
     stats = reference_statistics or {}
     reference_pool = stats.get("pool") or FeatureStatistics.of(reference_features["pool"])
     reference_spatial = stats.get("spatial") or FeatureStatistics.of(reference_features["spatial"])

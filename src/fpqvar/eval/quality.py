@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..generation import evaluation_order
 from .classifier import DigitClassifier
 from .evaluate import evaluate
 
@@ -32,7 +33,20 @@ def classifier_accuracy(classifier: DigitClassifier, images: np.ndarray, labels:
             "per_class_accuracy": {str(c): float(hit[labels == c].mean()) for c in classes}}
 
 
-def proxy_metrics(classifier: DigitClassifier, samples: np.ndarray, reference: np.ndarray, batch_size: int = 1000) -> dict:
-    """The evaluator's metrics on classifier features, keys renamed to classifier_fid etc."""
-    metrics = evaluate(classifier.extract, samples, reference, batch_size=batch_size)
+def proxy_metrics(classifier: DigitClassifier, samples: np.ndarray, reference: np.ndarray, batch_size: int = 1000,
+                  progress: bool = False) -> dict:
+    """The evaluator's metrics on classifier features, keys renamed to classifier_fid etc. Samples are taken in
+    `evaluation_order`, as `fpqvar sample` packs them, so that no IS split holds only some of the classes."""
+    order = evaluation_order(len(samples))
+    metrics = evaluate(classifier.extract, samples[order], reference, batch_size=batch_size, progress=progress)
+    metrics["sample_order"] = "fpqvar.generation.evaluation_order"
     return {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}
+
+
+def trusted_metrics(metrics: dict) -> dict:
+    """``metrics`` without the Inception Score when the samples were scored in plan (class-sorted) order: files
+    measured before `evaluation_order` existed have IS splits that each saw only some classes (IS is capped at
+    the number of classes per split). The other metrics do not depend on the order."""
+    if "sample_order" in metrics:
+        return metrics
+    return {k: v for k, v in metrics.items() if k not in ("classifier_is", "classifier_is_std")}

@@ -294,3 +294,14 @@ def measure_fp16_quality(
     with atomic_path(out / QUALITY_FILE) as tmp:
         tmp.write_text(json.dumps(quality, indent=2) + "\n")
     return quality
+
+
+def read_manifest(out: str | pathlib.Path) -> dict:
+    return json.loads((pathlib.Path(out) / "manifest.json").read_text())
+
+
+def read_logs(out: str | pathlib.Path) -> dict[str, list[dict]]:
+    """The training curves of every stage in ``out``: step rows as written during training."""
+    logs = pathlib.Path(out) / "logs"
+    return {stage: [json.loads(line) for line in (logs / f"{stage}.jsonl").read_text().splitlines()]
+            for stage in STAGES if (logs / f"{stage}.jsonl").exists()}
