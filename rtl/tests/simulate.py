@@ -1,7 +1,13 @@
-"""Build and run one cocotb test module against one Verilog top, from pytest (and from rtl/measure_cycles.py)."""
+"""Build and run one cocotb test module against one Verilog top, from pytest (and from rtl/measure_cycles.py).
+
+The cocotb modules (cocotb_*.py) import no torch: inside the simulator's embedded Python importing torch takes
+about 7 s per build. The golden models run in pytest's process instead (test_*.py), and their vectors and
+expected results reach the simulation as JSON (`vectors`, read back by streams.vectors()).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -35,10 +41,11 @@ def simulate(
     parameters: dict[str, int],
     testcase: str | None = None,
     extra_env: dict[str, str] | None = None,
+    vectors: dict | None = None,
 ) -> pathlib.Path:
     """Compile ``rtl/src/<toplevel>.v`` with ``parameters`` (submodules found in rtl/src by name) and run
-    ``test_module``'s cocotb tests (only ``testcase`` if given); returns the build folder, where the results
-    XML lands. A failing cocotb test raises."""
+    ``test_module``'s cocotb tests (only ``testcase`` if given) with ``vectors`` (JSON) at hand; returns the
+    build folder, where the results XML lands. A failing cocotb test raises."""
     tag = "_".join(f"{k}{v}" for k, v in sorted(parameters.items()))
     build_dir = RTL / "tests" / "sim_build" / f"{toplevel}_{tag}_{simulator}"
     runner = get_runner(simulator)
@@ -56,8 +63,13 @@ def simulate(
         always=True,
         timescale=("1ns", "1ps"),
     )
+    env = dict(extra_env or {})
+    if vectors is not None:
+        path = build_dir / "vectors.json"
+        path.write_text(json.dumps(vectors))
+        env["FPQVAR_VECTORS"] = str(path)
     runner.test(
         hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir, test_dir=RTL / "tests",
-        results_xml=str(build_dir / "results.xml"), testcase=testcase, extra_env=extra_env or {},
+        results_xml=str(build_dir / "results.xml"), testcase=testcase, extra_env=env,
     )
     return build_dir

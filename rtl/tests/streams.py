@@ -92,6 +92,11 @@ def unpack(word: int, lanes: int, width: int, signed: bool = True) -> list[int]:
     return out
 
 
+def vectors() -> dict:
+    """The vectors and expected results that pytest's side computed with the golden models (simulate.py)."""
+    return json.loads(pathlib.Path(os.environ["FPQVAR_VECTORS"]).read_text())
+
+
 def record_cycles(**measured: int) -> None:
     """Add measured cycle counts to the JSON file named by FPQVAR_CYCLES_JSON (set by rtl/measure_cycles.py)."""
     path = os.environ.get("FPQVAR_CYCLES_JSON")

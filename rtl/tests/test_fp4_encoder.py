@@ -1,14 +1,9 @@
-"""fp4_encoder against fpqvar.hw.fp4_encoder: every 5-bit input in every lane, both variants, both tie rules."""
+"""fp4_encoder against fpqvar.hw.fp4_encoder: every 5-bit input in every lane, both variants, both tie rules
+(cocotb side: cocotb_fp4_encoder.py)."""
 
-import random
-
-import cocotb
 import pytest
 import torch
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 from simulate import simulate
-from streams import record_cycles, start, timing
 
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
 from fpqvar.hw import dfq_encoder_table, e2m1_encoder_table, encode_scaled
@@ -16,53 +11,24 @@ from fpqvar.hw.pipeline import LATENCY
 from fpqvar.quant import round_to_format
 
 
-@cocotb.test()
-async def every_input(dut):
-    lanes, dual, tie = int(dut.LANES.value), bool(int(dut.DUAL.value)), "up" if int(dut.TIE_UP.value) else "even"
-    rng = random.Random(3)
-    values = list(range(-16, 16))  # every signed 5-bit input, out-of-range ones included
-    beats = []
-    for shift in range(len(values)):  # each lane sees every value
-        beats.append([values[(shift + lane) % len(values)] for lane in range(lanes)])
-    expected = [[encode_scaled(t, dual, tie) for t in beat] for beat in beats]
-
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value, dut.s_valid.value, dut.m_ready.value = 1, 0, 0
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    sent, received = 0, []
-    while len(received) < len(beats):
-        dut.s_valid.value = sent < len(beats)
-        if sent < len(beats):
-            dut.s_scaled.value = sum((t & 0x1F) << (5 * lane) for lane, t in enumerate(beats[sent]))
-        dut.m_ready.value = rng.random() < 0.7
-        await RisingEdge(dut.clk)
-        if int(dut.m_valid.value) and int(dut.m_ready.value):
-            word = dut.m_code.value.to_unsigned()
-            received.append([(word >> (4 * lane)) & 0xF for lane in range(lanes)])
-        if sent < len(beats) and int(dut.s_valid.value) and int(dut.s_ready.value):
-            sent += 1
-    assert received == expected
+def timing_vectors(parameters: dict) -> dict:
+    return {"latency": LATENCY["fp4_encoder"]}
 
 
-@cocotb.test()
-async def latency_and_interval(dut):
-    lanes = int(dut.LANES.value)
-
-    def drive(t):
-        dut.s_scaled.value = sum((t & 0x1F) << (5 * lane) for lane in range(lanes))
-
-    await start(dut)
-    latency, interval = await timing(dut, list(range(-12, 13)), drive)
-    assert (latency, interval) == (LATENCY["fp4_encoder"], 1), (latency, interval)
-    record_cycles(fp4_encoder_latency=latency, fp4_encoder_interval=interval)
+def vectors(parameters: dict) -> dict:
+    """Each lane sees every signed 5-bit input (out-of-range ones included), rotated across the lanes."""
+    lanes, dual, tie = parameters["LANES"], bool(parameters["DUAL"]), "up" if parameters["TIE_UP"] else "even"
+    values = list(range(-16, 16))
+    beats = [[values[(shift + lane) % len(values)] for lane in range(lanes)] for shift in range(len(values))]
+    return {"beats": beats, "expected": [[encode_scaled(t, dual, tie) for t in beat] for beat in beats],
+            **timing_vectors(parameters)}
 
 
 @pytest.mark.parametrize("dual", [0, 1])
 @pytest.mark.parametrize("tie_up", [0, 1])
 def test_fp4_encoder(simulator, dual, tie_up):
-    simulate(simulator, "fp4_encoder", "test_fp4_encoder", {"LANES": 8, "DUAL": dual, "TIE_UP": tie_up})
+    parameters = {"LANES": 8, "DUAL": dual, "TIE_UP": tie_up}
+    simulate(simulator, "fp4_encoder", "cocotb_fp4_encoder", parameters, vectors=vectors(parameters))
 
 
 @pytest.mark.parametrize("tie", ["even", "up"])

@@ -1,52 +1,40 @@
 """ght against fpqvar.hw.pipeline.ght: tokens of GROUPS groups, two rows side by side, extremes and seeded random
-values, gaps and backpressure; latency and initiation interval against the cycle model; the golden model against the software GHT matrix."""
+values, gaps and backpressure; latency and initiation interval against the cycle model; the golden model against
+the software GHT matrix (cocotb side: cocotb_ght.py)."""
 
 import random
 
-import cocotb
 import pytest
 import torch
 from simulate import simulate
-from streams import pack, record_cycles, run_stream, start, timing, unpack
 
-from fpqvar.hw import output_width
 from fpqvar.hw.pipeline import fht_latency, ght
 from fpqvar.rotation import block_diagonal_hadamard
 
 
-@cocotb.test()
-async def tokens_group_by_group(dut):
-    log2n, width, rows, groups = (int(getattr(dut, p).value) for p in ("LOG2N", "WIDTH", "ROWS", "GROUPS"))
-    n, out_width = 1 << log2n, output_width(width, 1 << log2n)
+def vectors(parameters: dict) -> dict:
+    log2n, width, rows, groups = (parameters[p] for p in ("LOG2N", "WIDTH", "ROWS", "GROUPS"))
+    n = 1 << log2n
     low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
     rng = random.Random(21)
     tokens = [[[low] * (n * groups)] * rows, [[high] * (n * groups)] * rows]
     tokens += [[[rng.randint(low, high) for _ in range(n * groups)] for _ in range(rows)] for _ in range(30)]
-    transformed = [ght(torch.tensor(t), log2n) for t in tokens]  # (rows, C) each
     beats, expected = [], []
-    for token, out in zip(tokens, transformed, strict=True):
+    for token in tokens:
+        out = ght(torch.tensor(token), log2n)  # (rows, C)
         for g in range(groups):
             beats.append([v for row in token for v in row[g * n:(g + 1) * n]])
-            expected.append((out[:, g * n:(g + 1) * n].reshape(-1).tolist(), g == groups - 1))
+            expected.append([out[:, g * n:(g + 1) * n].reshape(-1).tolist(), g == groups - 1])
+    return {"beats": beats, "expected": expected, "latency": fht_latency(parameters["LOG2N"])}
 
-    def drive(beat):
-        dut.s_data.value = pack(beat, width)
 
-    def sample():
-        return unpack(dut.m_data.value.to_unsigned(), rows * n, out_width), bool(int(dut.m_last.value))
-
-    await start(dut)
-    # timing() sends 1 + (5 groups - 1) beats, whole tokens, so the comparison below starts at a token's first group
-    latency, interval = await timing(dut, beats[:5 * groups - 1], drive)
-    assert (latency, interval) == (fht_latency(log2n), 1), (latency, interval)
-    record_cycles(ght_latency=latency, ght_interval=interval)
-    received = await run_stream(dut, beats, drive, sample, len(beats), rng)
-    assert received == expected
+timing_vectors = vectors  # the timing test runs on the same tokens, before the comparison
 
 
 @pytest.mark.parametrize("log2n, width, rows, groups", [(3, 8, 2, 3)])
 def test_ght(simulator, log2n, width, rows, groups):
-    simulate(simulator, "ght", "test_ght", {"LOG2N": log2n, "WIDTH": width, "ROWS": rows, "GROUPS": groups})
+    parameters = {"LOG2N": log2n, "WIDTH": width, "ROWS": rows, "GROUPS": groups}
+    simulate(simulator, "ght", "cocotb_ght", parameters, vectors=vectors(parameters))
 
 
 @pytest.mark.parametrize("group, groups", [(8, 4), (128, 15)])

@@ -1,0 +1,79 @@
+"""cocotb side of test_fp4_gemm.py: tiles on two input streams with their own gaps, and backpressure; latency and
+throughput on tiles of 1 and 15 groups."""
+
+import random
+from dataclasses import dataclass
+
+import cocotb
+from cocotb.triggers import RisingEdge
+from streams import record_cycles, start, unpack, vectors
+
+
+@dataclass(frozen=True)
+class Shape:
+    rows: int
+    cols: int
+    group: int
+    lanes: int
+    scale_width: int
+    weight_scale_width: int
+    out_width: int
+
+    @classmethod
+    def of(cls, parameters) -> "Shape":
+        """From a parameter dict, or from a DUT (its parameters as attributes)."""
+        names = ("ROWS", "COLS", "GROUP", "LANES", "SCALE_WIDTH", "WEIGHT_SCALE_WIDTH", "OUT_WIDTH")
+        if isinstance(parameters, dict):
+            return cls(*(parameters[name] for name in names))
+        return cls(*(int(getattr(parameters, name).value) for name in names))
+
+
+async def _run(dut, act_beats, weight_beats, results, rng, valid_probability, ready_probability):
+    """Both input streams with their own random gaps, random backpressure; returns (results, edges)."""
+    shape = Shape.of(dut)
+    sent_act = sent_weight = edges = 0
+    received = []
+    while len(received) < results:
+        offer_act = sent_act < len(act_beats) and rng.random() < valid_probability
+        offer_weight = sent_weight < len(weight_beats) and rng.random() < valid_probability
+        dut.s_act_valid.value, dut.s_weight_valid.value = offer_act, offer_weight
+        if offer_act:
+            dut.s_act_codes.value, dut.s_act_max.value, dut.s_act_max_negative.value, dut.s_act_last.value = act_beats[sent_act]
+        if offer_weight:
+            dut.s_weight_codes.value, dut.s_weight_scale.value = weight_beats[sent_weight]
+        dut.m_ready.value = rng.random() < ready_probability
+        await RisingEdge(dut.clk)
+        edges += 1
+        if int(dut.m_valid.value) and int(dut.m_ready.value):
+            received.append(unpack(dut.m_result.value.to_unsigned(), shape.rows * shape.cols, shape.out_width))
+        sent_act += offer_act and int(dut.s_act_ready.value)
+        sent_weight += offer_weight and int(dut.s_weight_ready.value)
+    dut.s_act_valid.value = dut.s_weight_valid.value = 0
+    return received, edges
+
+
+@cocotb.test()
+async def every_code_pair_and_random_tiles(dut):
+    data = vectors()
+    await start(dut, inputs=("s_act_valid", "s_weight_valid"))
+    received, _ = await _run(dut, data["act_beats"], data["weight_beats"], len(data["expected"]), random.Random(5), 0.8, 0.7)
+    assert received == data["expected"]
+
+
+@cocotb.test()
+async def latency_and_throughput(dut):
+    """Tiles of 1 and 15 groups (C = 1920) with every stream always ready: one beat per cycle, then the latency."""
+    dual, shape, timing = bool(int(dut.DUAL.value)), Shape.of(dut), vectors()["timing"]
+    await start(dut, inputs=("s_act_valid", "s_weight_valid"))
+    measured = {}
+    for tile in timing:
+        received, edges = await _run(dut, tile["act_beats"], tile["weight_beats"], 1, random.Random(6), 1.0, 1.0)
+        assert received == [tile["expected"]]
+        assert edges == tile["cycles"], (tile["groups"], edges)
+        measured[tile["groups"]] = edges
+    # one group alone: latency + 1 edges after its first beat; 14 more groups: 14 x beats per group more
+    beats_per_group = shape.group // shape.lanes
+    name = "fp4_gemm_dfq" if dual else "fp4_gemm_e2m1"
+    record_cycles(**{f"{name}_latency": measured[1] - beats_per_group,
+                     f"{name}_beat_interval": (measured[15] - measured[1]) / (14 * beats_per_group),
+                     f"{name}_tile_15_groups": measured[15]})
