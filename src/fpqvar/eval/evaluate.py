@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .metrics import FeatureStatistics, frechet_distance, inception_score, precision_recall
 

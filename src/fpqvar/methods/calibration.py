@@ -12,7 +12,7 @@ import tempfile
 from collections import defaultdict
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..model.hooks import observe_inputs
 from ..model.var import VAR
