@@ -11,7 +11,7 @@
 // SEQUENTIAL = 1 builds the order a full Hadamard transform forces (Fig. 8b): a store-and-forward frame FIFO after
 // the transform and after the quantizer, so each step starts only once the previous one has finished the whole
 // tile. Same results, for the cycle comparison.
-// Latency LOG2N + 4 + 5 from the last group; SEQUENTIAL adds 2 (GROUPS - 1) + 2 cycles per tile.
+// Latency LOG2N + 4 + 5 from the last group; SEQUENTIAL adds 2 GROUPS + 2 cycles per tile.
 `resetall
 `timescale 1ns / 1ps
 `default_nettype none
