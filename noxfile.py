@@ -108,6 +108,13 @@ def synth(session: nox.Session) -> None:
 
 
 @nox.session
+def cycles(session: nox.Session) -> None:
+    """Latency, interval and pipelined-vs-sequential cycle counts from Verilator, to data/hw/cycles.json."""
+    _install(session, "test,rtl")
+    session.run("python", "rtl/measure_cycles.py")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     _install(session, "lint")
     session.run("ruff", "check", "src", "tests", "rtl", "benchmarks", "noxfile.py", "notebooks")
