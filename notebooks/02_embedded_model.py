@@ -70,7 +70,7 @@ if out:
 manifest = read_manifest(embedded_dir())
 stages = pd.DataFrame([
     {"stage": name, "file": s["file"], "sha256": s["sha256"][:12], "MB": round(s["bytes"] / 1e6, 2), "steps": s["steps"],
-     "GPU seconds": s["seconds"], "device": s["device"], "held-out": s["held_out"], "command": s["command"]}
+     "seconds (train + held-out)": s["seconds"], "device": s["device"], "held-out": s["held_out"], "command": s["command"]}
     for name, s in manifest["stages"].items()
 ])
 stages

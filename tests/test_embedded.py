@@ -112,8 +112,39 @@ def test_finished_stages_are_skipped_and_other_recipes_refused(tiny_run):
     out, manifest = tiny_run
     again = train_embedded(out, "cpu", TINY_RECIPE, command="second", progress=False)
     assert again["stages"] == manifest["stages"]
-    with pytest.raises(ValueError, match="trained with other settings"):
+    with pytest.raises(ValueError, match="trained with other settings or another VQVAE"):
         train_embedded(out, "cpu", dataclasses.replace(TINY_RECIPE, train_images=32), progress=False)
+
+
+def test_stages_run_in_dependency_order_and_a_new_vqvae_makes_the_var_stale(tiny_run, tmp_path):
+    out, _ = tiny_run
+    for name in ("vqvae.safetensors", "manifest.json"):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["stages"] = {"vqvae": manifest["stages"]["vqvae"]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    trained = train_embedded(tmp_path, "cpu", TINY_RECIPE, stages=("var", "vqvae"), progress=False)  # vqvae kept
+    assert trained["stages"]["var"]["settings"]["vqvae_sha256"] == manifest["stages"]["vqvae"]["sha256"]
+    (tmp_path / "vqvae.safetensors").write_bytes(b"retrained")
+    with pytest.raises(ValueError, match="another VQVAE"):
+        train_embedded(tmp_path, "cpu", TINY_RECIPE, stages=("var",), progress=False)
+
+
+def test_an_interrupted_stage_refuses_to_resume_on_other_data(tmp_path, monkeypatch):
+    from fpqvar.train import embedded
+
+    def stop_after_first_checkpoint(step, row):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    train_every_step = embedded.train
+    monkeypatch.setattr(embedded, "train", lambda *a, **k: train_every_step(*a, **{**k, "on_log": stop_after_first_checkpoint}))
+    recipe = dataclasses.replace(TINY_RECIPE, vqvae=Stage(dataclasses.replace(TINY_RECIPE.vqvae.train, checkpoint_every=1), 8))
+    with pytest.raises(KeyboardInterrupt):
+        train_embedded(tmp_path, "cpu", recipe, stages=("vqvae",), progress=False)
+    assert (tmp_path / "work" / "vqvae.pt").exists() and not (tmp_path / "manifest.json").exists()
+    with pytest.raises(ValueError, match="other training settings"):
+        train_embedded(tmp_path, "cpu", dataclasses.replace(recipe, train_images=32), stages=("vqvae",), progress=False)
 
 
 def test_quality_stage_records_accuracy_and_labelled_proxy_metrics(tiny_run):
@@ -127,7 +158,7 @@ def test_quality_stage_records_accuracy_and_labelled_proxy_metrics(tiny_run):
     assert json.loads((out / "quality_fp16.json").read_text()) == quality
 
 
-def test_sample_cli_and_classifier_evaluate_cli(tiny_run, tmp_path, capsys):
+def test_sample_cli_and_classifier_evaluate_cli(tiny_run, tmp_path):
     out, _ = tiny_run
     args = ["sample", "--var", str(out / "var.safetensors"), "--vae", str(out / "vqvae.safetensors"),
             "--out", str(tmp_path / "png"), "--classes", "0-9", "--per-class", "1", "--batch-size", "1",
@@ -170,7 +201,9 @@ def test_committed_model_draws_recognisable_digits():
 def test_recorded_quality_meets_the_target():
     quality = json.loads((embedded_dir() / "quality_fp16.json").read_text())
     manifest = json.loads((embedded_dir() / "manifest.json").read_text())
-    assert quality["var_sha256"] == manifest["stages"]["var"]["sha256"], "quality_fp16.json measures another checkpoint"
+    assert "var_sha256" in quality
+    for stage, entry in manifest["stages"].items():  # files measured before all three were hashed record the VAR's
+        assert quality.get(f"{stage}_sha256", entry["sha256"]) == entry["sha256"], f"quality_fp16.json measured another {stage}"
     assert quality["samples"]["classifier_accuracy"] >= 0.9
     assert manifest["stages"]["classifier"]["held_out"]["test_accuracy"] >= 0.98
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..generation import evaluation_order
 from .metrics import FeatureStatistics, frechet_distance, inception_score, precision_recall
 
 FeatureExtractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # uint8 (N, H, W, 3) -> pool, probs, spatial
@@ -33,7 +34,12 @@ def evaluate(
     split_size: int = 5000,
     progress: bool = True,
 ) -> dict[str, float]:
-    """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall."""
+    """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall.
+
+    Samples are taken in `evaluation_order` first: IS averages over consecutive splits of ``split_size``, and
+    samples stored class by class (a folder of `class<c>_img<i>.png`, say) would give each split only some of
+    the classes. The other metrics do not depend on the order."""
+    samples = samples[evaluation_order(len(samples))]
     sample_features = extract_features(extractor, samples, batch_size, "sample features", progress)
     reference_features = extract_features(extractor, reference, batch_size, "reference features", progress)
     stats = reference_statistics or {}
@@ -50,5 +56,6 @@ def evaluate(
         "precision": precision,
         "recall": recall,
         "num_samples": int(len(samples)),
+        "sample_order": "fpqvar.generation.evaluation_order",
         "num_reference": int(len(reference)),
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..generation import evaluation_order
 from .classifier import DigitClassifier
 from .evaluate import evaluate
 
@@ -35,11 +34,8 @@ def classifier_accuracy(classifier: DigitClassifier, images: np.ndarray, labels:
 
 def proxy_metrics(classifier: DigitClassifier, samples: np.ndarray, reference: np.ndarray, batch_size: int = 1000,
                   progress: bool = False) -> dict:
-    """The evaluator's metrics on classifier features, keys renamed to classifier_fid etc. Samples are taken in
-    `evaluation_order`, as `fpqvar sample` packs them, so that no IS split holds only some of the classes."""
-    order = evaluation_order(len(samples))
-    metrics = evaluate(classifier.extract, samples[order], reference, batch_size=batch_size, progress=progress)
-    metrics["sample_order"] = "fpqvar.generation.evaluation_order"
+    """The evaluator's metrics on classifier features, keys renamed to classifier_fid etc."""
+    metrics = evaluate(classifier.extract, samples, reference, batch_size=batch_size, progress=progress)
     return {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}
 
 

