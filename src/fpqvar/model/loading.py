@@ -135,8 +135,9 @@ def _metadata(path: pathlib.Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
-def _config_from_metadata(path: pathlib.Path, cls):
-    text = _metadata(path).get(CONFIG_METADATA_KEY)
+def config_from_metadata(path: pathlib.Path, cls, key: str = CONFIG_METADATA_KEY):
+    """The ``cls`` configuration stored under ``key`` in a `.safetensors` file's metadata, or None."""
+    text = _metadata(path).get(key)
     if text is None:
         return None
     raw = json.loads(text)
@@ -155,7 +156,7 @@ def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: 
     unless given."""
     path = pathlib.Path(path)
     state = _as_float32(load_state_dict(path, device))
-    config = config or _config_from_metadata(path, VARConfig)
+    config = config or config_from_metadata(path, VARConfig)
     recipe = _metadata(path).get(RECIPE_METADATA_KEY)
     if recipe is not None:
         from ..methods.apply import quantized_var_from_state_dict
@@ -170,7 +171,7 @@ def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device
     (pass the VAR's: the same 256-px VAE file serves d36's 512-px scales). Float32, like `load_var`."""
     path = pathlib.Path(path)
     state = _as_float32(load_state_dict(path, device))
-    config = config or _config_from_metadata(path, VQVAEConfig) or VQVAEConfig()
+    config = config or config_from_metadata(path, VQVAEConfig) or VQVAEConfig()
     if patch_nums is not None:
         config = dataclasses.replace(config, patch_nums=tuple(patch_nums))
     return vae_from_state_dict(state, config, source=str(path))

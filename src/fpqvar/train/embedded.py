@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..atomic import atomic_path
 from ..datasets import load_mnist
 from ..eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
+from ..eval.quality import classifier_accuracy
 from ..model import VAR, VQVAE, VARConfig, VQVAEConfig
 from ..model.loading import load_vae, load_var, save_safetensors
 from ..paths import EMBEDDED_FILES
@@ -206,12 +207,8 @@ def _train_classifier(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.d
                 settings=_settings(recipe, "classifier", out))
     save_classifier(model, out / FILES["classifier"], dtype=torch.float16)
     shipped = load_classifier(out / FILES["classifier"], device)
-    test_images, test_labels = _held_out(recipe)
-    correct = 0
-    for start in range(0, len(test_images), 1000):
-        probs = shipped.extract(torch.as_tensor(test_images[start : start + 1000]))["probs"]
-        correct += int((probs.argmax(-1).cpu() == torch.as_tensor(test_labels[start : start + 1000])).sum())
-    return log, {"test_accuracy": correct / len(test_images)}
+    test_accuracy = classifier_accuracy(shipped, *_held_out(recipe))["classifier_accuracy"]
+    return log, {"test_accuracy": test_accuracy}
 
 
 TRAINERS = {"vqvae": _train_vqvae, "var": _train_var, "classifier": _train_classifier}
@@ -291,7 +288,7 @@ def measure_fp16_quality(
     """Sample ``per_class`` images of every digit from the fp16 checkpoints in ``out`` under fp16 autocast, then measure them with the shipped classifier against the 10,000 held-out test images, next to
     the same measurement of as many real training images (the floor a perfect generator would reach).
     ``reference_images`` keeps only the first N test images (quick runs)."""
-    from ..eval.quality import classifier_accuracy, proxy_metrics
+    from ..eval.quality import proxy_metrics
     from ..generation import generate_arrays, plan_batches
     out, device = pathlib.Path(out), torch.device(device)
     missing = [FILES[s] for s in STAGES if not (out / FILES[s]).is_file()]
