@@ -38,6 +38,17 @@ def median_seconds(fn, device: torch.device, repeats: int = 20, warmup: int = 3)
     return statistics.median(times)
 
 
+def print_profile(run, title: str) -> None:
+    """The top GPU kernels of one call of ``run`` (after one warm-up call)."""
+    run()
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        run()
+        torch.cuda.synchronize()
+    print(f"== {title}")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60))
+
+
 def write_result(name: str, device: torch.device, payload: dict) -> pathlib.Path:
     record = {
         "benchmark": name,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _report import median_seconds, write_result
+from _report import median_seconds, print_profile, write_result
 
 from fpqvar.model import VAR, VQVAE, VARConfig
 from fpqvar.model.compile import compile_for_sampling
@@ -28,15 +28,6 @@ from fpqvar.model.precision import cast_linear_weights
 RELEASED_BASELINE = {16: {"img_per_s_b64": 145.0, "ms_b1": 86.0}, 30: {"img_per_s_b64": 57.0, "ms_b1": 145.0}}
 TARGET = {30: {"img_per_s_b64": 75.0, "ms_b1": 40.0}}
 MODES = ("fp32 weights", "bf16", "bf16 + graphs", "bf16 + compiled", "bf16 + compiled + graphs")
-
-
-def print_profile(run, title: str) -> None:
-    run()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
-        run()
-        torch.cuda.synchronize()
-    print(f"== {title}")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60))
 
 
 def main() -> None:

@@ -85,9 +85,8 @@ if out:
 #
 # 1,000 samples per digit at the paper's sampling settings (cfg 1.5, top-k 900, top-p 0.96) under fp16 autocast,
 # against the 10,000 test images; beside them, 10,000 real training images measured the same way: the floor that
-# a perfect generator would reach. The recorded samples were scored class by class, so their Inception Score
-# splits each saw five digits only; that IS is left out (`trusted_metrics`) until the quality stage is re-run
-# (`nox -s embedded -- --stages quality`), which now mixes the order as `fpqvar sample` does.
+# a perfect generator would reach. Samples are scored in a mixed class order (`evaluation_order`), so every
+# Inception Score split sees every digit; `trusted_metrics` leaves out the IS of any record scored otherwise.
 
 # %%
 recorded = json.loads((embedded_dir() / QUALITY_FILE).read_text())

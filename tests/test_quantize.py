@@ -180,3 +180,21 @@ def test_error_is_at_most_half_the_widest_gap(fmt, tie, seed, rows, heavy):
     else:
         bound = (grid.diff().max() / 2).item() * q.scale[..., None]
     assert bool((error <= bound * (1 + 8 * FP32_EPS) + 1e-30).all())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_kernels_equal_eager_quantization(dtype):
+    """One compiled kernel per format and row length, the row count dynamic: every shape, the non-contiguous
+    and the non-finite included, gives eager mode's bits."""
+    from fpqvar.quant import fused_fake_quantize
+
+    torch.manual_seed(0)
+    cases = [("dfq_e1m2neg_e2m1pos", PerGroup(128)), ("fp4_e2m1", PerGroup(128)), ("fp6_e2m3", PerToken()),
+             ("int8_asym", PerToken()), ("fp6_e2m3", PerChannel()), ("fp4_e2m1", PerTensor())]
+    for shape in [(2, 1, 256), (2, 4, 256), (3, 16, 256), (5, 512), (4, 8, 7, 256)]:
+        x = (torch.randn(shape, device="cuda") * 3).to(dtype)
+        x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.0])
+        for fmt, granularity in cases:
+            for t in (x, x.transpose(0, -2) if x.dim() > 2 else x):
+                assert torch.equal(fused_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)

@@ -22,10 +22,13 @@ def compile_for_sampling(var: VAR, vae: VQVAE, whole_blocks: bool = True, channe
     With ``VAR.generate(..., cuda_graphs=True)`` the blocks' guard checks run only at capture; without
     graphs they cost more than they save at batch 1 (see benchmarks/README.md).
 
-    All blocks share one compiled code, in about four variants per model (the first step's single token or
-    more; with or without autocast's weight cache, which graph capture turns off). Dynamo keeps at most 8
-    (``recompile_limit``) and then runs the blocks eagerly, so call ``torch._dynamo.reset()`` between models
-    of different widths in one process.
+    All blocks share one compiled code. Shapes start static and become dynamic where they change (dynamo's
+    automatic dynamic shapes): the token count after the first step, the batch after a new batch size, while
+    the width stays static, so reductions over channels (LayerNorm, the quantizers' groups) compile to
+    single-pass kernels. About six variants per model (first step's single token or more; one batch or
+    several; with or without autocast's weight cache, which graph capture turns off); dynamo keeps at most
+    8 (``recompile_limit``) and then runs the blocks eagerly, so call ``torch._dynamo.reset()`` between
+    models in one process.
     """
     var.release_cuda_graphs()  # graphs captured before replay the uncompiled code
     if channels_last:
@@ -33,6 +36,8 @@ def compile_for_sampling(var: VAR, vae: VQVAE, whole_blocks: bool = True, channe
     vae.decoder = torch.compile(vae.decoder, dynamic=False)
     for block in var.blocks:
         if whole_blocks:
-            block.compile(dynamic=True)  # one compiled code for all blocks: the same code with the same shapes
+            # One compiled code for all blocks (the same code with the same shapes). Rounding every intermediate
+            # to its eager dtype keeps quantizers' fp16/bf16 scale arithmetic as in eager mode.
+            block.compile(options={"emulate_precision_casts": True})
         else:
             block.modulate = torch.compile(block.modulate, dynamic=True)

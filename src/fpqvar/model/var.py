@@ -55,8 +55,12 @@ class StaticKVCache(KVCache):
     @torch.compiler.disable  # compiled blocks break here: traced, each fill level would be its own recompilation
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.key_buffer is None:
-            self.key_buffer = k.new_empty(*k.shape[:2], self.max_len, k.shape[3])
-            self.value_buffer = v.new_empty(*v.shape[:2], self.max_len, v.shape[3])
+            # One slot more than is ever filled: the filled prefix is then never the whole buffer, so it has the
+            # same (non-contiguous) layout at every step, and compiled attention needs no variant for the last one.
+            self.key_buffer = k.new_empty(*k.shape[:2], self.max_len + 1, k.shape[3])
+            self.value_buffer = v.new_empty(*v.shape[:2], self.max_len + 1, v.shape[3])
+        if self.length + k.shape[2] > self.max_len:
+            raise ValueError(f"the KV store holds {self.max_len} tokens; {self.length} are stored and {k.shape[2]} more came")
         start, self.length = self.length, self.length + k.shape[2]
         self.key_buffer[:, :, start : self.length].copy_(k)
         self.value_buffer[:, :, start : self.length].copy_(v)
@@ -151,7 +155,8 @@ class AdaLNSelfAttn(nn.Module):
         self.ln_wo_grad = nn.LayerNorm(C, eps=cfg.norm_eps, elementwise_affine=False)
         if not cfg.shared_aln:
             self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        # One type in every block (rate 0 is the identity): compiled blocks then share their compiled code.
+        self.drop_path = DropPath(drop_path)
 
     def modulation(self, cond: torch.Tensor) -> torch.Tensor:
         """(B, 1, 6, C) from the class condition (B, D), or from the shared AdaLN output (B, 1, 6, C)."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 from dataclasses import dataclass
 
 import torch
 
 from ..formats import DualFormat, Format, IntFormat, get_format
-from .granularity import Granularity, PerGroup, as_groups, scale_shape
+from .granularity import Granularity, PerGroup, PerTensor, PerToken, as_groups, scale_shape
 from .rounding import Tie, round_to_format, round_to_integer
 
 _ASYMMETRIC_MIN_RANGE = 1e-5  # the released code's floor on max - min
@@ -98,9 +99,14 @@ def fake_quantize(
 
 
 @functools.cache
-def _compiled_fake_quantize():
+def _compiled_fake_quantize(fmt: Format | str, granularity: Granularity, tie: Tie, dtype: torch.dtype):
+    """fake_quantize compiled for one key. Dynamo keeps at most 8 compiled variants per code object, and a
+    model with several formats, dtypes and row lengths needs more: each key gets a copy of the code, so its
+    own allowance (a function whose variants ran out would fall back to eager mode, silently slow)."""
+    code = fake_quantize.__code__.replace()  # equal, but a distinct object with its own dynamo cache
+    function = types.FunctionType(code, fake_quantize.__globals__, fake_quantize.__name__, fake_quantize.__defaults__)
     # Keep the fp16/bf16 roundings of the scale and x / s that eager mode performs (inductor would skip them).
-    return torch.compile(fake_quantize, dynamic=True, options={"emulate_precision_casts": True})
+    return torch.compile(function, options={"emulate_precision_casts": True})
 
 
 def fused_fake_quantize(
@@ -110,13 +116,24 @@ def fused_fake_quantize(
     tie: Tie = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode would launch ~15
-    memory-bound kernels; plain eager elsewhere. Same operations, same results."""
-    if x.is_cuda:
-        # One rank and layout for every caller (activations (2B, l, C), KV (B, H, l, d), weights (out, in)),
-        # so the compiled kernel is specialised per format and width only, never per stride pattern.
-        flat = x.reshape(-1, x.shape[-1]).contiguous() if x.dim() else x
-        return _compiled_fake_quantize()(flat, fmt, granularity, tie).reshape(x.shape)
-    return fake_quantize(x, fmt, granularity, tie)
+    memory-bound kernels; plain eager elsewhere. Same operations, same results. Inside a compiled region
+    it is traced like any other code, so the caller's kernels absorb it."""
+    if torch.compiler.is_compiling() or not x.is_cuda:
+        return fake_quantize(x, fmt, granularity, tie)
+    _check_input(x)
+    # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
+    # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
+    # Row length static, row count dynamic: inductor emits one persistent reduction per row and returns a
+    # view. (With a dynamic group size it emitted a looped reduction plus a copy to restore the shape: 4x
+    # slower on an H100.)
+    rows = as_groups(x.contiguous(), granularity)
+    per_row = granularity if isinstance(granularity, PerTensor) else PerToken()
+    if isinstance(granularity, PerTensor):
+        torch._dynamo.maybe_mark_dynamic(rows, 1)
+    else:
+        torch._dynamo.maybe_mark_dynamic(rows, 0)
+        torch._dynamo.mark_static(rows, 1)
+    return _compiled_fake_quantize(fmt, per_row, tie, x.dtype)(rows, fmt, per_row, tie).reshape(x.shape)
 
 
 def fake_quantize_ste(
