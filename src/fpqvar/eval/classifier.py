@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..datasets import images_to_signed_nchw
+
 CONFIG_METADATA_KEY = "fpqvar.classifier_config"
 
 
@@ -51,11 +53,6 @@ class DigitClassifier(nn.Module):
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(self.config.features, self.config.num_classes)
 
-    @staticmethod
-    def normalise(images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
-        return images_nhwc_uint8.permute(0, 3, 1, 2).float().div(127.5).sub(1)
-
     def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits and the feature taps of normalised images (N, 3, H, W)."""
         if x.shape[-2:] != (self.config.image_size,) * 2:
@@ -73,7 +70,7 @@ class DigitClassifier(nn.Module):
     def extract(self, images_nhwc_uint8: torch.Tensor) -> dict[str, torch.Tensor]:
         """The evaluator's interface: uint8 (N, H, W, 3) -> pool (N, 128), probs (N, 10), spatial (N, 512)."""
         device = next(self.parameters()).device
-        out = self.taps(self.normalise(images_nhwc_uint8.to(device)))
+        out = self.taps(images_to_signed_nchw(images_nhwc_uint8, device))
         return {"pool": out["pool"], "probs": out["logits"].softmax(dim=-1), "spatial": out["spatial"]}
 
 

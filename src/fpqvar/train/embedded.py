@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path
-from ..datasets import load_mnist
+from ..datasets import images_to_signed_nchw, load_mnist
 from ..eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
 from ..eval.quality import classifier_accuracy
 from ..model import VAR, VQVAE, VARConfig, VQVAEConfig
@@ -96,11 +96,6 @@ def _settings(recipe: EmbeddedRecipe, name: str, out: pathlib.Path) -> dict:
     return settings
 
 
-def images_to_model_input(images_nhwc_uint8: np.ndarray | torch.Tensor, device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the VQVAE's input range."""
-    return torch.as_tensor(images_nhwc_uint8).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1).contiguous()
-
-
 def sha256_of(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -124,7 +119,7 @@ def _held_out(recipe: EmbeddedRecipe) -> tuple[np.ndarray, np.ndarray]:
 
 def _train_vqvae(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device, progress: bool):
     stage = recipe.vqvae
-    images = images_to_model_input(_train_split(recipe)[0], device)
+    images = images_to_signed_nchw(_train_split(recipe)[0], device)
     torch.manual_seed(stage.train.seed)
     vae = VQVAE(recipe.vae_config).to(device)
     init_codebook_from_data(vae, images[:4096], seed=stage.train.seed)
@@ -133,7 +128,7 @@ def _train_vqvae(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device
     save_safetensors(vae, out / FILES["vqvae"], dtype=torch.float16)
     shipped = load_vae(out / FILES["vqvae"], device=device)
     squared_error, codes = 0.0, [set() for _ in recipe.vae_config.patch_nums]
-    test = images_to_model_input(_held_out(recipe)[0], device)
+    test = images_to_signed_nchw(_held_out(recipe)[0], device)
     with torch.no_grad():
         for chunk in test.split(250):
             squared_error += float(F.mse_loss(shipped.img_to_reconstructed_img(chunk), chunk, reduction="sum"))
@@ -147,7 +142,7 @@ def _train_var(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device, 
     stage = recipe.var
     vae = load_vae(out / FILES["vqvae"], device=device)  # the shipped fp16 weights, so tokens agree
     images, labels = _train_split(recipe)
-    inputs, targets = tokenize(vae, images_to_model_input(images, device))
+    inputs, targets = tokenize(vae, images_to_signed_nchw(images, device))
     torch.manual_seed(stage.train.seed)
     var = VAR(recipe.var_config).to(device)
     var.init_weights(init_adaln_gamma=recipe.var_init_adaln_gamma)
@@ -159,7 +154,7 @@ def _train_var(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.device, 
     save_safetensors(var, out / FILES["var"], dtype=torch.float16)
     shipped = load_var(out / FILES["var"], device=device)  # held-out numbers of the file we ship
     test_images, test_labels = _held_out(recipe)
-    test_inputs, test_targets = tokenize(vae, images_to_model_input(test_images, device))
+    test_inputs, test_targets = tokenize(vae, images_to_signed_nchw(test_images, device))
     last = shipped.begin_ends[-1][0]
     loss_sum, correct, correct_last = 0.0, 0, 0
     with torch.no_grad():
@@ -199,7 +194,7 @@ def _train_classifier(recipe: EmbeddedRecipe, out: pathlib.Path, device: torch.d
         pick = batches(stage.train.seed, step, stage.batch_size, len(x_all), device)
         torch.manual_seed(stage.train.seed * 1_000_003 + step)  # dropout draws depend on the step only
         g = torch.Generator().manual_seed(stage.train.seed * 7919 + step)
-        logits = model(shift_images(DigitClassifier.normalise(x_all[pick]), g))
+        logits = model(shift_images(images_to_signed_nchw(x_all[pick]), g))
         loss = F.cross_entropy(logits, y_all[pick])
         return loss, {"accuracy": float((logits.argmax(-1) == y_all[pick]).float().mean())}
 
