@@ -103,6 +103,32 @@ def test_cuda_graphs_give_the_eager_tokens(monkeypatch, autocast):
     assert var not in var_module._GRAPHS
 
 
+def quantized_tiny_pair(recipe="fp4_fpqvar"):
+    vae, var = tiny_pair()
+    generator = torch.Generator().manual_seed(1)
+    lambdas = {f"blocks.{i}.{k}": torch.rand(128, generator=generator) + 0.5 for i in range(2) for k in ("attn.mat_qkv", "ffn.fc1")}
+    return vae, quantize_model(var, get_recipe(recipe), lambdas)
+
+
+def test_quantized_linears_may_be_captured_but_quantizing_kv_stores_may_not():
+    _, var = quantized_tiny_pair()
+    assert graph_blocker(var, _PLAIN_LAYERS, KVCache) == "the model is not on a CUDA device"
+    _, var = quantized_tiny_pair("fp4_fpqvar_kv6")
+    assert graph_blocker(var, _PLAIN_LAYERS, KVCache) == "blocks.0.attn has a replaced KV cache"
+
+
+@cuda
+def test_cuda_graphs_of_a_quantized_model_give_the_eager_tokens(monkeypatch):
+    vae, var = quantized_tiny_pair()
+    vae, var = vae.cuda(), var.cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        eager = sample(var, vae, monkeypatch)
+        for _ in range(2):
+            graphed = sample(var, vae, monkeypatch, cuda_graphs=True)
+            assert torch.equal(graphed[0], eager[0])
+            assert all(torch.equal(a, b) for a, b in zip(graphed[2], eager[2], strict=True))
+
+
 @cuda
 def test_cuda_graphs_step_aside_for_hooks_and_replaced_layers(monkeypatch):
     vae, var = tiny_pair()
@@ -121,10 +147,7 @@ def test_cuda_graphs_step_aside_for_hooks_and_replaced_layers(monkeypatch):
 def test_compiled_quantized_sampling_computes_what_eager_computes(monkeypatch):
     """Whole compiled blocks with the quantizers traced into them (emulating eager's fp16/bf16 roundings).
     Fusion reorders float sums (~1e-6 relative in float32), far below a token's or a grid step's margin here."""
-    vae, var = tiny_pair()
-    generator = torch.Generator().manual_seed(1)
-    lambdas = {f"blocks.{i}.{k}": torch.rand(128, generator=generator) + 0.5 for i in range(2) for k in ("attn.mat_qkv", "ffn.fc1")}
-    quantize_model(var, get_recipe("fp4_fpqvar"), lambdas)
+    vae, var = quantized_tiny_pair()
     eager = sample(var, vae, monkeypatch)
     torch._dynamo.reset()
     compile_for_sampling(var, vae)

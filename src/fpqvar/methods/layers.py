@@ -39,6 +39,8 @@ class Rotation(nn.Module):
     from the recipe (``recipe_rotation``), so checkpoints do not carry it and loading rebuilds it.
     """
 
+    graph_capturable = True  # CUDA graphs may capture it: fpqvar.model.cuda_graphs.graph_blocker
+
     def __init__(self, matrix: torch.Tensor):
         super().__init__()
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -66,6 +68,8 @@ class InputTransform(nn.Module):
     ``scale_online=False`` is for a lambda already folded into the AdaLN weights (paper Eq. 6): the input
     arrives multiplied by lambda, so only the weight is divided by it.
     """
+
+    graph_capturable = True
 
     def __init__(
         self,
@@ -105,6 +109,8 @@ class InputTransform(nn.Module):
 
 class QuantizedLinear(nn.Module):
     """A drop-in replacement for nn.Linear with fake-quantized weight and input (either may be None = high precision)."""
+
+    graph_capturable = True  # fused quantizers: no host synchronisation, no branch on values
 
     def __init__(
         self,

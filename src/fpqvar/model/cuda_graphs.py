@@ -67,9 +67,11 @@ class StepGraphs:
 
 def graph_blocker(var: torch.nn.Module, allowed: tuple[type, ...], default_cache: type) -> str | None:
     """Why ``var``'s steps cannot be captured (None when they can): a graph replays kernels, not Python, so
-    hooks, replaced layers (quantizers may synchronise or branch on values) and other KV stores must run eagerly."""
+    hooks, replaced layers (they may synchronise or branch on values) and other KV stores must run eagerly.
+    A layer type that launches the same kernels for the same shapes, never reading values on the host,
+    declares it with a class attribute ``graph_capturable = True`` (fpqvar's quantized linears do)."""
     for name, module in var.named_modules():
-        if type(module) not in allowed:
+        if type(module) not in allowed and not getattr(type(module), "graph_capturable", False):
             return f"{name} is a {type(module).__name__}, not a layer of the plain model"
         if module._forward_hooks or module._forward_pre_hooks:
             return f"{name} has forward hooks"

@@ -285,7 +285,8 @@ class VAR(nn.Module):
 
         ``cuda_graphs``: replay the transformer steps as CUDA graphs, captured at the first call for this batch
         size, dtype and set of weights (same logits and tokens; worth it at small batches). A model with hooks,
-        replaced layers or KV stores, or off CUDA, samples eagerly instead (with a warning).
+        replaced layers (other than fpqvar's quantized linears) or KV stores, or off CUDA, samples eagerly
+        instead (with a warning).
         """
         B, device = batch_size, self.pos_1LC.device
         if tuple(vae.patch_nums) != self.patch_nums:
