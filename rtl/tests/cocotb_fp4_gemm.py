@@ -5,8 +5,7 @@ import random
 from dataclasses import dataclass
 
 import cocotb
-from cocotb.triggers import RisingEdge
-from streams import record_cycles, start, unpack, vectors
+from streams import InputStream, record_cycles, run_streams, start, unpack, vectors
 
 
 @dataclass(frozen=True)
@@ -31,25 +30,17 @@ class Shape:
 async def _run(dut, act_beats, weight_beats, results, rng, valid_probability, ready_probability):
     """Both input streams with their own random gaps, random backpressure; returns (results, edges)."""
     shape = Shape.of(dut)
-    sent_act = sent_weight = edges = 0
-    received = []
-    while len(received) < results:
-        offer_act = sent_act < len(act_beats) and rng.random() < valid_probability
-        offer_weight = sent_weight < len(weight_beats) and rng.random() < valid_probability
-        dut.s_act_valid.value, dut.s_weight_valid.value = offer_act, offer_weight
-        if offer_act:
-            dut.s_act_codes.value, dut.s_act_max.value, dut.s_act_max_negative.value, dut.s_act_last.value = act_beats[sent_act]
-        if offer_weight:
-            dut.s_weight_codes.value, dut.s_weight_scale.value = weight_beats[sent_weight]
-        dut.m_ready.value = rng.random() < ready_probability
-        await RisingEdge(dut.clk)
-        edges += 1
-        if int(dut.m_valid.value) and int(dut.m_ready.value):
-            received.append(unpack(dut.m_result.value.to_unsigned(), shape.rows * shape.cols, shape.out_width))
-        sent_act += offer_act and int(dut.s_act_ready.value)
-        sent_weight += offer_weight and int(dut.s_weight_ready.value)
-    dut.s_act_valid.value = dut.s_weight_valid.value = 0
-    return received, edges
+
+    def drive_act(beat):
+        dut.s_act_codes.value, dut.s_act_max.value, dut.s_act_max_negative.value, dut.s_act_last.value = beat
+
+    def drive_weight(beat):
+        dut.s_weight_codes.value, dut.s_weight_scale.value = beat
+
+    streams = [InputStream(act_beats, drive_act, "s_act_valid", "s_act_ready"),
+               InputStream(weight_beats, drive_weight, "s_weight_valid", "s_weight_ready")]
+    return await run_streams(dut, streams, lambda: unpack(dut.m_result.value.to_unsigned(), shape.rows * shape.cols, shape.out_width),
+                             results, rng, valid_probability, ready_probability)
 
 
 @cocotb.test()

@@ -8,6 +8,7 @@ import os
 import pathlib
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
@@ -24,6 +25,45 @@ async def start(dut, inputs: tuple[str, ...] = ("s_valid",), outputs: tuple[str,
     dut.rst.value = 0
 
 
+@dataclass(frozen=True)
+class InputStream:
+    """One valid/ready input stream: its beats, what puts one beat on the data signals, its handshake signals."""
+
+    beats: list
+    drive: Callable[[object], None]
+    valid: str = "s_valid"
+    ready: str = "s_ready"
+
+
+async def run_streams(
+    dut,
+    streams: list[InputStream],
+    sample: Callable[[], object],
+    outputs: int,
+    rng: random.Random,
+    valid_probability: float = 0.8,
+    ready_probability: float = 0.7,
+) -> tuple[list, int]:
+    """Send every stream's beats, each with its own random gaps, while m_ready toggles randomly; collect
+    ``outputs`` results (``sample`` reads one). Returns the results and the clock edges taken."""
+    sent, received, edges = [0] * len(streams), [], 0
+    while len(received) < outputs:
+        offers = [n < len(stream.beats) and rng.random() < valid_probability for n, stream in zip(sent, streams, strict=True)]
+        for stream, n, offer in zip(streams, sent, offers, strict=True):
+            getattr(dut, stream.valid).value = offer
+            if offer:
+                stream.drive(stream.beats[n])
+        dut.m_ready.value = rng.random() < ready_probability
+        await RisingEdge(dut.clk)
+        edges += 1
+        if int(dut.m_valid.value) and int(dut.m_ready.value):
+            received.append(sample())
+        sent = [n + int(offer and int(getattr(dut, stream.ready).value)) for stream, n, offer in zip(streams, sent, offers, strict=True)]
+    for stream in streams:
+        getattr(dut, stream.valid).value = 0
+    return received, edges
+
+
 async def run_stream(
     dut,
     beats: list,
@@ -34,22 +74,9 @@ async def run_stream(
     valid_probability: float = 0.8,
     ready_probability: float = 0.7,
 ) -> list:
-    """Send ``beats`` on s_* (``drive`` sets the data of one beat) with random gaps while m_ready toggles
-    randomly; collect ``outputs`` results (``sample`` reads one) and return them."""
-    sent, received = 0, []
-    while len(received) < outputs:
-        offering = sent < len(beats) and rng.random() < valid_probability
-        dut.s_valid.value = offering
-        if offering:
-            drive(beats[sent])
-        dut.m_ready.value = rng.random() < ready_probability
-        await RisingEdge(dut.clk)
-        if int(dut.m_valid.value) and int(dut.m_ready.value):
-            received.append(sample())
-        if offering and int(dut.s_ready.value):
-            sent += 1
-    dut.s_valid.value = 0
-    return received
+    """:func:`run_streams` with the one input stream s_*; returns the results."""
+    stream = InputStream(beats, drive)
+    return (await run_streams(dut, [stream], sample, outputs, rng, valid_probability, ready_probability))[0]
 
 
 async def timing(dut, beats: list, drive: Callable[[object], None]) -> tuple[int, float]:
