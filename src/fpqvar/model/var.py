@@ -117,7 +117,8 @@ class SelfAttention(nn.Module):
         if self.kv_cache is not None:
             if isinstance(self.kv_cache, StaticKVCache):
                 # Casting commutes with concatenation: store only the dtype attention reads (half the bytes).
-                k, v = k.to(self._attention_dtype(q, v)), v.to(self._attention_dtype(q, v))
+                stored = self._attention_dtype(q, v)
+                k, v = k.to(stored), v.to(stored)
             k, v = self.kv_cache.update(k, v)
         dtype = self._attention_dtype(q, v)
         mask = None if attn_bias is None else attn_bias.to(dtype)
