@@ -106,8 +106,9 @@ def test_galt_reduces_the_quantization_error_and_keeps_the_best_epoch():
 
 
 def test_galt_command_then_quantize(tmp_path):
+    from fpqvar.checkpoints import save_safetensors
     from fpqvar.cli import main
-    from fpqvar.model.loading import load_var, save_safetensors
+    from fpqvar.loading import load_var
 
     vae, var = tiny_pair(width=384)
     save_safetensors(var, tmp_path / "var.safetensors")

@@ -13,9 +13,10 @@ from fpqvar.cli import main
 from fpqvar.datasets import load_mnist
 from fpqvar.datasets.mnist import to_rgb32
 from fpqvar.eval.classifier import DigitClassifier, load_classifier
+from fpqvar.eval.evaluate import evaluation_order
 from fpqvar.eval.metrics import inception_score
 from fpqvar.eval.quality import classifier_accuracy, trusted_metrics
-from fpqvar.generation import evaluation_order, generate_arrays, plan_batches
+from fpqvar.generation import generate_arrays, plan_batches
 from fpqvar.model.loading import load_vae, load_var
 from fpqvar.paths import EMBEDDED_FILES, embedded_dir, resolve_checkpoint
 from fpqvar.train.embedded import (

@@ -10,9 +10,9 @@ import pytest
 from tiny_models import tiny_pair
 
 from fpqvar.atomic import atomic_path
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.cli import parse_classes
 from fpqvar.generation import batches_for_rank, plan_batches
-from fpqvar.model.loading import save_safetensors
 
 
 def test_paper_protocols_fit_the_plan():

@@ -222,8 +222,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_quantize_command_end_to_end_then_sample(tmp_path):
+    from fpqvar.checkpoints import save_safetensors
     from fpqvar.cli import main
-    from fpqvar.model.loading import load_var, save_safetensors
+    from fpqvar.loading import load_var
 
     vae, var = tiny_pair(width=384)
     save_safetensors(var, tmp_path / "var.safetensors")

@@ -6,9 +6,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tiny_models import tiny_pair
 
+from fpqvar.checkpoints import CheckpointMismatchError
+from fpqvar.loading import load_var
 from fpqvar.methods import QuantizedLinear, Rotation, get_recipe, model_rotation, quantize_model, save_quantized
 from fpqvar.methods.layers import InputTransform
-from fpqvar.model.loading import CheckpointMismatchError, load_var
 from fpqvar.rotation import orthogonal_hadamard
 from fpqvar.rotation.hadamard import _hadamard_cached
 

@@ -7,15 +7,9 @@ import torch
 from tiny_models import TINY_VAE, tiny_pair
 
 import fpqvar.model.var as var_module
+from fpqvar.checkpoints import CheckpointMismatchError, save_safetensors
 from fpqvar.model import RELEASED_VAR, VAR, VQVAE, VARConfig, VQVAEConfig, released_var_config
-from fpqvar.model.loading import (
-    CheckpointMismatchError,
-    infer_var_config,
-    load_vae,
-    load_var,
-    save_safetensors,
-    var_from_state_dict,
-)
+from fpqvar.model.loading import infer_var_config, load_vae, load_var, var_from_state_dict
 from fpqvar.model.sampling import top_k_top_p_filter_
 from fpqvar.model.vqvae import phi_index
 

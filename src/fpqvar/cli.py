@@ -44,11 +44,9 @@ def _device(args: argparse.Namespace):
 
 def _load_var_and_vae(args: argparse.Namespace, device):
     """--var and --vae (paths or `embedded`) on ``device``; the VQVAE takes the VAR's scales."""
-    from .model.loading import load_vae, load_var
-    from .paths import resolve_checkpoint
+    from .loading import load_var_and_vae
 
-    var = load_var(resolve_checkpoint(args.var, "var"), device=device)
-    return var, load_vae(resolve_checkpoint(args.vae, "vqvae"), device=device, patch_nums=var.patch_nums)
+    return load_var_and_vae(args.var, args.vae, device=device)
 
 
 def _sample(args: argparse.Namespace) -> int:

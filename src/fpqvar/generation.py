@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_path
+from .eval.evaluate import evaluation_order
 from .model import VAR, VQVAE
 
 
@@ -115,16 +116,6 @@ def generate_arrays(
             images.append(to_uint8(var.generate(vae, batch.count, labels=batch.class_id, seed=batch.seed, **sampling)))
         labels.append(np.full(batch.count, batch.class_id, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
-
-
-def evaluation_order(count: int, seed: int = 0) -> np.ndarray:
-    """A fixed mixed order of ``count`` images for the evaluator.
-
-    The evaluator's Inception Score averages over consecutive splits of 5,000 images, each with its own class
-    marginal. Images in plan order (class by class) would give every split only a few classes and cap the
-    score; the released packer globs PNGs in directory order, which mixes them. This permutation mixes them the
-    same way every time."""
-    return np.random.default_rng(seed).permutation(count)
 
 
 def pack_npz(out_dir: str | pathlib.Path, batches: list[SampleBatch], path: str | pathlib.Path) -> int:

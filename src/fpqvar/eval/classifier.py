@@ -11,7 +11,6 @@ softmax over the ten digits, `spatial` the first 8 channels of the 8x8 feature m
 
 from __future__ import annotations
 
-import json
 import pathlib
 from dataclasses import asdict, dataclass
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints import check_state_dict, config_from_metadata, load_state_dict, save_safetensors
 from ..datasets import images_to_signed_nchw
 
 CONFIG_METADATA_KEY = "fpqvar.classifier_config"
@@ -75,20 +75,11 @@ class DigitClassifier(nn.Module):
 
 
 def save_classifier(model: DigitClassifier, path: str | pathlib.Path, dtype: torch.dtype | None = None) -> None:
-    from safetensors.torch import save_file
-
-    from ..atomic import atomic_path
-
-    state = {k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())})
+    save_safetensors(model, path, dtype=dtype, config_key=CONFIG_METADATA_KEY)
 
 
 def load_classifier(path: str | pathlib.Path, device: str | torch.device = "cpu") -> DigitClassifier:
     """The classifier of a `.safetensors` file written by `save_classifier`, in float32 and eval mode."""
-    from ..checkpoints import load_state_dict
-    from ..model.loading import check_state_dict, config_from_metadata
-
     path = pathlib.Path(path)
     state = load_state_dict(path, device)
     config = config_from_metadata(path, ClassifierConfig, CONFIG_METADATA_KEY) or ClassifierConfig()

@@ -8,10 +8,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..generation import evaluation_order
 from .metrics import FeatureStatistics, frechet_distance, inception_score, precision_recall
 
 FeatureExtractor = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # uint8 (N, H, W, 3) -> pool, probs, spatial
+
+
+def evaluation_order(count: int, seed: int = 0) -> np.ndarray:
+    """A fixed mixed order of ``count`` images for the evaluator.
+
+    The evaluator's Inception Score averages over consecutive splits of 5,000 images, each with its own class
+    marginal. Images in plan order (class by class) would give every split only a few classes and cap the
+    score; the released packer globs PNGs in directory order, which mixes them. This permutation mixes them the
+    same way every time."""
+    return np.random.default_rng(seed).permutation(count)
 
 
 def extract_features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 100, desc: str = "features",
@@ -56,6 +65,6 @@ def evaluate(
         "precision": precision,
         "recall": recall,
         "num_samples": int(len(samples)),
-        "sample_order": "fpqvar.generation.evaluation_order",
+        "sample_order": "fpqvar.eval.evaluate.evaluation_order",
         "num_reference": int(len(reference)),
     }

@@ -2,6 +2,7 @@
 
 from .apply import (
     fold_lambda_into_ada_lin,
+    load_quantized_var,
     model_rotation,
     quantize_model,
     quantized_var_from_state_dict,
@@ -12,6 +13,6 @@ from .layers import InputTransform, OperandQuant, QuantizedLinear, Rotation
 from .recipe import LAYER_KINDS, RECIPES, LayerRecipe, Recipe, get_recipe
 
 __all__ = [
-    "fold_lambda_into_ada_lin", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
+    "fold_lambda_into_ada_lin", "load_quantized_var", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
     "InputTransform", "OperandQuant", "QuantizedLinear", "Rotation", "LAYER_KINDS", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
 ]

@@ -1,14 +1,27 @@
-"""Apply a recipe to a VAR in place: quantized linears, rotation and lambda wired in, KV-cache store swapped."""
+"""Apply a recipe to a VAR in place (quantized linears, rotation and lambda wired in, KV-cache store swapped);
+save and load quantized VARs."""
 
 from __future__ import annotations
 
 import functools
+import json
+import pathlib
 
 import torch
 
+from ..checkpoints import (
+    RECIPE_METADATA_KEY,
+    CheckpointMismatchError,
+    as_float32,
+    check_state_dict,
+    config_from_metadata,
+    load_state_dict,
+    read_metadata,
+    save_safetensors,
+)
 from ..model.config import VARConfig
 from ..model.hooks import replace_module
-from ..model.loading import RECIPE_METADATA_KEY, CheckpointMismatchError, check_state_dict, save_safetensors
+from ..model.loading import infer_var_config
 from ..model.var import VAR
 from ..rotation import orthogonal_hadamard
 from .kv_cache import QuantizedKVCache
@@ -59,7 +72,7 @@ def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.T
 
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:
     """Rewire ``var`` (in place) as ``recipe`` says and return it. ``lambdas`` are GALT's learned factors."""
-    if hasattr(var, "recipe") or any(isinstance(m, QuantizedLinear) for m in var.modules()):
+    if var.is_quantized or any(isinstance(m, QuantizedLinear) for m in var.modules()):
         raise ValueError("this VAR is already quantized; apply a recipe to the full-precision checkpoint instead")
     if recipe.galt and lambdas is None:
         raise ValueError(
@@ -116,7 +129,7 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
 
 def save_quantized(var: VAR, path) -> None:
     """Write a quantized VAR (fake-quantized weights, folded transforms) with its config and recipe as metadata."""
-    if not hasattr(var, "recipe"):
+    if not var.is_quantized:
         raise ValueError("this VAR has no recipe applied; call quantize_model first")
     save_safetensors(var, path, metadata={RECIPE_METADATA_KEY: var.recipe.to_json()})
 
@@ -151,3 +164,16 @@ def quantized_var_from_state_dict(state: dict, config: VARConfig, recipe: dict, 
     if rotation is not None:
         rotation.matrix = recipe_rotation(recipe, config.C, var.pos_1LC.device).float()
     return var.eval()
+
+
+def load_quantized_var(path: str | pathlib.Path, *, device: str | torch.device = "cpu") -> VAR:
+    """A quantized VAR written by `save_quantized`, rebuilt from the recipe in its metadata, in float32."""
+    path = pathlib.Path(path)
+    recipe = read_metadata(path).get(RECIPE_METADATA_KEY)
+    if recipe is None:
+        raise CheckpointMismatchError(
+            f"{path} holds no quantization recipe: it is a full-precision checkpoint (load it with fpqvar.loading.load_var)"
+        )
+    state = as_float32(load_state_dict(path, device))
+    config = config_from_metadata(path, VARConfig) or infer_var_config(state)
+    return quantized_var_from_state_dict(state, config, json.loads(recipe), source=str(path))

@@ -1,6 +1,7 @@
-"""Load and save VAR and VQVAE checkpoints: official `.pth` state dicts unchanged, or `.safetensors`.
+"""Load plain (full-precision) VAR and VQVAE checkpoints: official `.pth` state dicts unchanged, or `.safetensors`.
 
-Models are built on the meta device and take the checkpoint's tensors by assignment, so loading a d30
+Quantized VARs are rebuilt by `fpqvar.methods.load_quantized_var`; `fpqvar.loading` picks the right loader
+for any file. Models are built on the meta device and take the checkpoint's tensors by assignment, so loading a d30
 costs the file's memory once. Loading is strict: any missing, unexpected or wrong-shaped key is an error
 that lists them all and says what the file looks like.
 """
@@ -12,22 +13,22 @@ import json
 import math
 import pathlib
 from collections import Counter
-from dataclasses import fields
 
 import torch
 from torch import nn
 
-from ..checkpoints import load_state_dict
+from ..checkpoints import (
+    RECIPE_METADATA_KEY,
+    CheckpointMismatchError,
+    as_float32,
+    check_state_dict,
+    config_from_metadata,
+    load_state_dict,
+    read_metadata,
+)
 from .config import RELEASED_VAR, VARConfig, VQVAEConfig
 from .var import VAR
 from .vqvae import VQVAE
-
-CONFIG_METADATA_KEY = "fpqvar_config"
-RECIPE_METADATA_KEY = "fpqvar_recipe"  # a quantized VAR: rebuilt by fpqvar.methods before its tensors load
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose keys or shapes do not fit the model it is loaded into."""
 
 
 def infer_var_config(state: dict[str, torch.Tensor]) -> VARConfig:
@@ -77,28 +78,8 @@ def describe_state_dict(state: dict[str, torch.Tensor]) -> str:
     return f"It does not look like a VAR or VQVAE checkpoint ({len(state)} keys)."
 
 
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise one CheckpointMismatchError listing every missing, unexpected and wrong-shaped key."""
-    expected = model.state_dict(keep_vars=True)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = [f"{source} does not fit this model."]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
-            if items:
-                shown = "; ".join(items[:20]) + (f"; ... ({len(items) - 20} more)" if len(items) > 20 else "")
-                parts.append(f"{len(items)} {title}: {shown}.")
-        parts.append(describe_state_dict(state))
-        raise CheckpointMismatchError(" ".join(parts))
-
-
 def _assign(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
-    check_state_dict(model, state, source)
+    check_state_dict(model, state, source, hint=describe_state_dict(state))
     model.load_state_dict(state, strict=True, assign=True)
     return model
 
@@ -126,42 +107,18 @@ def vae_from_state_dict(state: dict[str, torch.Tensor], config: VQVAEConfig | No
     return _assign(model, state, source).eval()
 
 
-def _metadata(path: pathlib.Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
-
-
-def config_from_metadata(path: pathlib.Path, cls, key: str = CONFIG_METADATA_KEY):
-    """The ``cls`` configuration stored under ``key`` in a `.safetensors` file's metadata, or None."""
-    text = _metadata(path).get(key)
-    if text is None:
-        return None
-    raw = json.loads(text)
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names})
-
-
-def _as_float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Half-precision tensors widened (exactly) to float32: every model loads in float32, as the official files
-    are, whatever precision a file stores (our embedded model ships fp16); autocast then picks the matmul dtype."""
-    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
-
-
 def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: str | torch.device = "cpu") -> VAR:
-    """A VAR from `var_d*.pth` (official) or `.safetensors`, in float32; the configuration is read off the keys
-    unless given."""
+    """A full-precision VAR from `var_d*.pth` (official) or `.safetensors`, in float32; the configuration is read
+    off the keys unless given. A quantized file is refused: its layers are not a plain VAR's."""
     path = pathlib.Path(path)
-    state = _as_float32(load_state_dict(path, device))
-    config = config or config_from_metadata(path, VARConfig)
-    recipe = _metadata(path).get(RECIPE_METADATA_KEY)
+    recipe = read_metadata(path).get(RECIPE_METADATA_KEY)
     if recipe is not None:
-        from ..methods.apply import quantized_var_from_state_dict
-
-        return quantized_var_from_state_dict(state, config, json.loads(recipe), source=str(path))
+        raise CheckpointMismatchError(
+            f"{path} is a quantized VAR (recipe {json.loads(recipe).get('name')}); load it with "
+            "fpqvar.loading.load_var, which rebuilds its quantized layers"
+        )
+    state = as_float32(load_state_dict(path, device))
+    config = config or config_from_metadata(path, VARConfig)
     return var_from_state_dict(state, config, source=str(path))
 
 
@@ -170,25 +127,8 @@ def load_vae(path: str | pathlib.Path, config: VQVAEConfig | None = None, device
     """A VQVAE from `vae_ch160v4096z32.pth` (official) or `.safetensors`; ``patch_nums`` sets its scale list
     (pass the VAR's: the same 256-px VAE file serves d36's 512-px scales). Float32, like `load_var`."""
     path = pathlib.Path(path)
-    state = _as_float32(load_state_dict(path, device))
+    state = as_float32(load_state_dict(path, device))
     config = config or config_from_metadata(path, VQVAEConfig) or VQVAEConfig()
     if patch_nums is not None:
         config = dataclasses.replace(config, patch_nums=tuple(patch_nums))
     return vae_from_state_dict(state, config, source=str(path))
-
-
-def save_safetensors(
-    model: VAR | VQVAE, path: str | pathlib.Path, dtype: torch.dtype | None = None, metadata: dict[str, str] | None = None
-) -> None:
-    """Write a model's state dict (optionally cast, floating tensors only) with its configuration as metadata."""
-    from safetensors.torch import save_file
-
-    from ..atomic import atomic_path
-
-    state = {
-        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-        for k, v in model.state_dict().items()
-    }
-    metadata = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict()), **(metadata or {})}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)

@@ -225,6 +225,11 @@ class VAR(nn.Module):
         self.head_nm = AdaLNBeforeHead(C, cfg.norm_eps)
         self.head = nn.Linear(C, cfg.vocab_size)
         self.generation_step: int | None = None  # the scale being generated, for hooks; None outside generate()
+        self.recipe = None  # the quantization recipe fpqvar.methods.quantize_model applied; None: full precision
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.recipe is not None
 
     @staticmethod
     def _levels(patch_nums: tuple[int, ...]) -> torch.Tensor:

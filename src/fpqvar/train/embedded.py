@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path
+from ..checkpoints import save_safetensors
 from ..datasets import images_to_signed_nchw, load_mnist
 from ..eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
 from ..eval.quality import classifier_accuracy
 from ..model import VAR, VQVAE, VARConfig, VQVAEConfig
-from ..model.loading import load_vae, load_var, save_safetensors
+from ..model.loading import load_vae, load_var
 from ..paths import EMBEDDED_FILES
 from .loop import TrainConfig, batches, train
 from .tasks import init_codebook_from_data, tokenize, var_task, vqvae_task
