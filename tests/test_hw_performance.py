@@ -8,12 +8,16 @@ import pytest
 
 from fpqvar.hw.performance import (
     Machine,
+    best_point,
+    design_sweep,
     fig8_gains,
     images_per_second,
     infer_machine,
     layer_time,
+    machine_resources,
     main,
     performance_report,
+    read_platform,
     stage_latencies,
     step_time,
     table7_normalised_throughput,
@@ -141,3 +145,26 @@ def test_cli_writes_the_report_and_refuses_a_folder(tmp_path, capsys):
     assert json.loads((tmp_path / "model.json").read_text())["fpqvar_img_per_s"] > 0
     assert main(["--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_resources_of_the_papers_machine_are_table_vi_and_scale_per_column():
+    fpqvar, _, _ = infer_machine()
+    resources = machine_resources(fpqvar)
+    assert (resources["LUT"], resources["DSP"], resources["BRAM"]) == (664_000, 1840, 1097)  # Table VI totals
+    wider = machine_resources(replace(fpqvar, fp4_columns=72))
+    assert wider["DSP"] - resources["DSP"] == 576  # the FP4 unit's 576 DSPs again for 36 more columns
+    assert machine_resources(replace(fpqvar, attention_unit="fp4_gemm"))["DSP"] == 1840 - 824
+
+
+def test_beyond_the_paper_knobs_save_time_and_the_sweep_respects_the_device():
+    fpqvar, _, _ = infer_machine()
+    ips = images_per_second(D30, fpqvar)
+    for knob in ({"layer_pipeline": True}, {"cache_condition": True}, {"attention_unit": "fp4_gemm"}):
+        assert images_per_second(D30, replace(fpqvar, **knob)) > ips, knob
+    platform = read_platform()
+    rows = design_sweep(D30, fpqvar, platform, grid={"fp4_columns": (36, 120), "dfq_columns": (24,)})
+    assert [r["fits"] for r in rows] == [True, False]  # 120 columns need more DSPs than the VC1902 has
+    best = best_point(rows, bandwidth=fpqvar.bandwidth_bytes_per_s, clock_hz=fpqvar.clock_hz)
+    assert best["fp4_columns"] == 36
+    with pytest.raises(ValueError, match="attention_unit"):
+        Machine(attention_unit="gpu")

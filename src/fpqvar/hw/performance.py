@@ -62,11 +62,16 @@ class Machine:
     weight_bits: float = 4 + 16 / GHT_GROUP  # E2M1 codes and a 16-bit scale per group of 128
     kv_bytes_per_value: float = 2.0  # FP16 KV cache
     unfolded_blocks: int = 1  # copies of the block's units working on consecutive blocks
+    # Beyond the paper (design sweep only):
     cache_condition: bool = False  # compute ada_lin once per image (its output does not depend on the step)
+    attention_unit: str = "sfu"  # or "fp4_gemm": QK^T and AV on the FP4 unit (Q, K, V quantized)
+    layer_pipeline: bool = False  # FC2 token tile by tile beside proj, FC1 and ada_lin on the FP4 unit
 
     def __post_init__(self):
         if self.fc2_unit not in ("dfq", "fp4", "fp16"):
             raise ValueError(f"fc2_unit must be dfq, fp4 or fp16, got {self.fc2_unit!r}")
+        if self.attention_unit not in ("sfu", "fp4_gemm"):
+            raise ValueError(f"attention_unit must be sfu or fp4_gemm, got {self.attention_unit!r}")
         if self.rotation not in ("none", "ght", "ht"):
             raise ValueError(f"rotation must be none, ght or ht, got {self.rotation!r}")
         if self.fc2_unit == "fp16" and self.fp16_macs_per_cycle < 1:
@@ -136,7 +141,7 @@ class LayerTime:
 
 def _unit_of(name: str, machine: Machine) -> str:
     if name.startswith("attn"):
-        return "sfu"
+        return "sfu" if machine.attention_unit == "sfu" else "fp4_gemm"
     if name == "fc2":
         return {"dfq": "dfq_gemm", "fp4": "fp4_gemm", "fp16": "fp16_dsp"}[machine.fc2_unit]
     return "fp4_gemm"
@@ -162,6 +167,9 @@ def _weight_bits(m: MatMul, machine: Machine) -> float:
 
 
 def layer_time(m: MatMul, machine: Machine) -> LayerTime:
+    if m.name.startswith("attn") and machine.attention_unit == "fp4_gemm":
+        compute = linear_compute_cycles(m, machine, rotate=False) / machine.clock_hz
+        return LayerTime(m.name, "fp4_gemm", compute / machine.unfolded_blocks, 0.0)
     if m.name.startswith("attn"):
         compute = math.ceil(m.macs / machine.sfu_macs_per_cycle) / machine.clock_hz
         return LayerTime(m.name, "sfu", compute / machine.unfolded_blocks, 0.0)
@@ -202,7 +210,13 @@ def step_time(step: Step, machine: Machine) -> StepTime:
     fc2, ada = block["fc2"], block.get("ada_lin")
     if ada is not None and machine.cache_condition and step.index > 0:
         ada = None  # computed at the first step and kept on chip: 6 C values per condition row and block
-    if ada is None:
+    if machine.layer_pipeline and fc2.unit != "fp4_gemm":
+        # proj, FC1 (and ada_lin) on the FP4 unit while the DFQ unit takes FC2 tile by tile; weights share the bus
+        fp4 = [block["proj"], block["fc1"], *([ada] if ada is not None else [])]
+        del parts["proj"], parts["fc1"]
+        parts["proj, fc1, ada_lin | fc2"] = depth * max(
+            sum(t.compute_s for t in fp4), fc2.compute_s, sum(t.memory_s for t in fp4) + fc2.memory_s)
+    elif ada is None:
         parts["fc2"] = depth * fc2.seconds
     elif machine.second_level and fc2.unit != ada.unit:
         # block 0's ada_lin alone, FC2(i) beside ada_lin(i + 1), the last block's FC2 alone; both stream weights
@@ -217,7 +231,8 @@ def step_time(step: Step, machine: Machine) -> StepTime:
         if m.name == "shared_ada_lin" and machine.cache_condition and step.index > 0:
             continue
         parts["head and embeddings"] = parts.get("head and embeddings", 0.0) + layer_time(m, machine).seconds
-    matmuls = step.matmuls()
+    cached = machine.cache_condition and step.index > 0
+    matmuls = [m for m in step.matmuls() if not (cached and m.name in ("ada_lin", "shared_ada_lin"))]
     weight_bytes = sum(m.k * m.n * _weight_bits(m, machine) / 8 for m in matmuls if m.weight)
     kv_bytes = depth * (step.block.kv_bytes_read + step.block.kv_bytes_written)
     return StepTime(
@@ -370,15 +385,18 @@ def fig8_gains(config: VARConfig, fpqvar: Machine) -> dict:
 
 
 def machine_resources(machine: Machine, paper: dict | None = None) -> dict[str, float]:
-    """LUT, FF, DSP, BRAM, URAM of a machine, scaled from the paper's Table VI: each GEMM unit per column (its
-    quantizer with it), SFU, GHTU and quantizers per unfolded block, 'Others' once."""
+    """LUT, FF, DSP, BRAM, URAM of a machine, scaled from the paper's Table VI: each GEMM unit and its quantizer
+    per column, SFU and GHTU per unfolded block, 'Others' once."""
     t6 = (paper or read_paper_hardware())["table6"]
     paper_fp4, paper_dfq = Machine().fp4_columns, Machine().dfq_columns
     total = {}
     for resource in ("LUT", "FF", "DSP", "BRAM", "URAM"):
         fp4 = (t6["FMU GEMM1"][resource] + t6["FMU Quant1"][resource]) * machine.fp4_columns / paper_fp4
         dfq = (t6["FMU GEMM2"][resource] + t6["FMU Quant2"][resource]) * machine.dfq_columns / paper_dfq
-        per_block = fp4 + dfq + t6["SFU"][resource] + t6["GHTU"][resource]
+        sfu = t6["SFU"][resource]
+        if resource == "DSP":  # by infer_machine, the SFU's DSPs are attention's multipliers
+            sfu = sfu * machine.sfu_macs_per_cycle / Machine().sfu_macs_per_cycle if machine.attention_unit == "sfu" else 0
+        per_block = fp4 + dfq + sfu + t6["GHTU"][resource]
         total[resource] = machine.unfolded_blocks * per_block + t6["Others"][resource]
     return total
 
@@ -403,12 +421,14 @@ def bottleneck(config: VARConfig, machine: Machine, batch: int = 1) -> str:
 
 
 SWEEP = {
-    "fp4_columns": (24, 30, 36, 42, 48, 60),
+    "fp4_columns": (36, 48, 60, 72),
     "dfq_columns": (12, 18, 24, 30, 36),
     "unfolded_blocks": (1, 2),
     "bandwidth_bytes_per_s": (25.6e9, 51.2e9),
-    "clock_hz": (300e6, 400e6),
+    "clock_hz": (400e6,),
     "cache_condition": (False, True),
+    "attention_unit": ("sfu", "fp4_gemm"),
+    "layer_pipeline": (False, True),
 }
 
 
@@ -422,7 +442,7 @@ def design_sweep(config: VARConfig, base: Machine, platform: dict, paper: dict |
     for values in itertools.product(*grid.values()):
         machine = replace(base, **dict(zip(grid, values, strict=True)))
         resources = machine_resources(machine, paper)
-        rows.append({**dict(zip(grid, values, strict=True)), "img_per_s": images_per_second(config, machine),
+        rows.append({**{k: getattr(machine, k) for k in (*SWEEP, *grid)}, "img_per_s": images_per_second(config, machine),
                      "fits": fits(resources, platform), **{k.lower(): v for k, v in resources.items()}})
     return rows
 
@@ -466,6 +486,8 @@ def performance_report(config: VARConfig | None = None) -> dict:
         "table7_normalised_throughput": table7_normalised_throughput(config, fpqvar),
         "fig8_gains": fig8_gains(config, fpqvar),
         "tflops_per_image": {k: v / 1e12 for k, v in flops_conventions(config).items()},
+        "table5_gops_per_image": {name: float(t5["GOPS"][name]) / float(t5["Throughput (img/s)"][name])
+                                  for name in ("FPQVAR", "INT Baseline", "GPU Baseline")},
         "hadamard_ops_per_token": hadamard_flops(config.C),
         "machine": asdict(fpqvar),
         "int_baseline_machine": asdict(int_baseline),
@@ -475,7 +497,8 @@ def performance_report(config: VARConfig | None = None) -> dict:
                    "by_part": s.by_part} for s in steps],
         "bottleneck": bottleneck(config, fpqvar),
         "design_sweep": {"grid": {k: list(v) for k, v in SWEEP.items()}, "points": len(rows),
-                         "best": best, "best_bottleneck": bottleneck(config, best_machine)},
+                         "best": best, "best_bottleneck": bottleneck(config, best_machine),
+                         "best_by_batch": {str(b): images_per_second(config, best_machine, b) for b in (1, 4, 16)}},
         "other_models": {name: images_per_second(RELEASED_VAR[name], fpqvar) for name in ("d16", "d20", "d24", "d30", "d36")},
         "batch": {str(b): images_per_second(config, fpqvar, b) for b in (1, 2, 4, 8, 16)},
     }
