@@ -268,13 +268,20 @@ def _paper_count(text: str) -> float:
 
 
 def read_paper_hardware(root: pathlib.Path | None = None) -> dict:
-    """Table V (by metric and accelerator) and Table VI (by module) from data/paper/."""
+    """Tables V (by metric and accelerator), VI (by module), VII's throughput, Fig. 8's gains and the text's
+    other hardware numbers, from data/paper/."""
     root = root or data_dir() / "paper"
     with open(root / "table5_hardware.csv", newline="") as f:
         table5 = {row["metric"]: row for row in csv.DictReader(f)}
     with open(root / "table6_utilization.csv", newline="") as f:
         table6 = {row["module"]: {k: _paper_count(v) for k, v in row.items() if k != "module"} for row in csv.DictReader(f)}
-    return {"table5": table5, "table6": table6}
+    with open(root / "table7_throughput.csv", newline="") as f:
+        table7 = {row["row"]: float(row["normalised_throughput"]) for row in csv.DictReader(f)}
+    with open(root / "fig8_gains.csv", newline="") as f:
+        fig8 = {row["gain"]: float(row["value"]) for row in csv.DictReader(f)}
+    with open(root / "hardware_claims.csv", newline="") as f:
+        claims = {row["claim"]: float(row["value"]) for row in csv.DictReader(f)}
+    return {"table5": table5, "table6": table6, "table7": table7, "fig8": fig8, "claims": claims}
 
 
 def read_platform(path: pathlib.Path | None = None) -> dict[str, float]:
@@ -336,11 +343,6 @@ def table7_machines(fpqvar: Machine) -> dict[str, Machine]:
         "+ DFQ & GHT": fpqvar,
         "+ DFQ & GHT & GALT": fpqvar,
     }
-
-
-PAPER_TABLE7 = {"FP4 baseline": 1.25, "+ DFQ": 1.02, "+ DFQ (without pipeline)": 0.67, "+ DFQ & HT": 0.43,
-                "+ DFQ & GHT": 1.00, "+ DFQ & GHT & GALT": 1.00}
-PAPER_FIG8 = {"ght_vs_ht": 3.9, "two_level": 2.3}
 
 
 def table7_normalised_throughput(config: VARConfig, fpqvar: Machine) -> dict[str, float]:
@@ -458,14 +460,15 @@ def best_point(rows: list[dict], *, bandwidth: float, clock_hz: float) -> dict:
 # ------------------------------------------------------------------------------------------------ the report
 
 
-def performance_report(config: VARConfig | None = None) -> dict:
-    """Everything data/hw/performance_model.json holds: our predictions beside the paper's numbers."""
+def performance_report(config: VARConfig | None = None, sweep_rows: list[dict] | None = None) -> dict:
+    """Everything data/hw/performance_model.json holds: our predictions beside the paper's numbers
+    (``sweep_rows``: design_sweep's result for ``config`` when the caller already has it)."""
     config = config or RELEASED_VAR["d30"]
     paper, platform = read_paper_hardware(), read_platform()
     fpqvar, int_baseline, inferences = infer_machine(paper, platform)
     fpqvar_ips, int_ips = images_per_second(config, fpqvar), images_per_second(config, int_baseline)
     t5 = paper["table5"]
-    rows = design_sweep(config, fpqvar, platform, paper)
+    rows = sweep_rows if sweep_rows is not None else design_sweep(config, fpqvar, platform, paper)
     best = best_point(rows, bandwidth=platform["offchip_bandwidth_bytes_per_s"], clock_hz=platform["clock_hz"])
     best_machine = replace(fpqvar, **{k: best[k] for k in SWEEP})
     steps = image_time(config, fpqvar)
@@ -480,9 +483,10 @@ def performance_report(config: VARConfig | None = None) -> dict:
                     "source": "the paper's Table V: throughput / energy efficiency (its measurement, not ours)"},
         "paper": {"fpqvar_img_per_s": float(t5["Throughput (img/s)"]["FPQVAR"]),
                   "int_baseline_img_per_s": float(t5["Throughput (img/s)"]["INT Baseline"]),
-                  "speedup_vs_int": 3.1, "img_per_joule": float(t5["Energy Eff. (img/J)"]["FPQVAR"]),
-                  "table7_normalised_throughput": PAPER_TABLE7, "fig8_gains": PAPER_FIG8,
-                  "tflops_per_image": 5.6},
+                  "speedup_vs_int": paper["claims"]["speedup_vs_int"],
+                  "img_per_joule": float(t5["Energy Eff. (img/J)"]["FPQVAR"]),
+                  "table7_normalised_throughput": paper["table7"], "fig8_gains": paper["fig8"],
+                  "tflops_per_image": paper["claims"]["tflops_per_image_d30"]},
         "table7_normalised_throughput": table7_normalised_throughput(config, fpqvar),
         "fig8_gains": fig8_gains(config, fpqvar),
         "tflops_per_image": {k: v / 1e12 for k, v in flops_conventions(config).items()},
