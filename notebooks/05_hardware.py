@@ -25,14 +25,13 @@
 # data; cycle counts measured in Verilator simulation (`data/hw/cycles.json`, made by `python rtl/measure_cycles.py`);
 # resource estimates from Yosys for UltraScale+ (`data/hw/resources.json`, made by `nox -s synth`), **not**
 # Vivado results and not for the paper's Versal VCK190. The paper's Tables V-VII are printed for reference,
-# labelled as the paper's.
+# labelled as the paper's. **This chapter needs no model**: it loads no checkpoint and runs on a CPU. Chapter 08
+# turns these units into the whole accelerator's throughput.
 
 # %% tags=["parameters"]
-checkpoint = None  # unused here: the hardware models need no checkpoint
-device = "cpu"
-output_dir = None  # folder for CSV results; None keeps them in the notebook only
+seed = 0  # seeds the synthetic activations and weights
+output_dir = "build/results/05_hardware"  # folder for CSV results; None keeps them in the notebook only
 groups = 256  # synthetic groups of 128 for the mismatch measurement
-seed = 0
 
 # %%
 import json
