@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import pickle
+import warnings
 
 import torch
 
@@ -34,10 +35,13 @@ def load_state_dict(path: str | pathlib.Path, device: str | torch.device = "cpu"
             raise UserInputError(f"{path} is not a readable .safetensors file (truncated or corrupt: {error})") from None
     else:
         try:
-            state = torch.load(path, map_location=device, weights_only=True)
+            with warnings.catch_warnings():  # torch's advice on pickle protocols is not the user's business: we say what failed
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location=device, weights_only=True)
         except pickle.UnpicklingError as error:
-            if "Weights only load failed" not in str(error):
-                raise UserInputError(f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt)") from None
+            if "global" not in str(error).lower():  # not a refused class or function: bytes that are no pickle
+                raise UserInputError(f"{path} cannot be read as a plain state dict: it is corrupt, or it pickles objects "
+                                     "that fpqvar never unpickles; save model.state_dict() with torch.save") from None
             raise UserInputError(
                 f"{path} is not a plain state dict of tensors: it holds other pickled objects, and fpqvar never "
                 "unpickles code; save model.state_dict() (or convert the file to .safetensors)"

@@ -46,7 +46,7 @@ def parse_classes(text: str, num_classes: int) -> list[int]:
 
     Every part is checked (grammar, order, bounds) before any list is built, so a huge range costs nothing."""
     ranges = class_ranges(text)
-    outside = [f"{first}-{last}" for first, last in ranges if last >= num_classes]
+    outside = [f"{first}-{last}" if last > first else str(first) for first, last in ranges if last >= num_classes]
     if outside:
         raise UserInputError(f"--classes: {outside[0]} reaches outside this model's classes 0..{num_classes - 1}")
     return sorted({c for first, last in ranges for c in range(first, last + 1)})

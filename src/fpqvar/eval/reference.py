@@ -27,14 +27,15 @@ def load_images(path: str | pathlib.Path) -> np.ndarray:
         raise FileNotFoundError(f"{path} does not exist; supply a folder of PNGs or an .npz with arr_0")
     if path.suffix != ".npz":
         raise UserInputError(f"{path} is not a folder of PNGs or an .npz; save images with np.savez(path, arr_0=images)")
-    try:
-        data = np.load(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UserInputError(f"{path} cannot be read as an .npz (truncated or corrupt: {error})") from None
-    with data:
-        if "arr_0" not in data:
-            raise UserInputError(f"{path} has no arr_0 (keys: {sorted(data.files)}); it is not a sample or reference batch")
-        images = data["arr_0"]
+    with open(path, "rb") as handle:  # closed on every path, also when np.load fails half-way
+        try:
+            data = np.load(handle)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise UserInputError(f"{path} cannot be read as an .npz (truncated or corrupt: {error})") from None
+        with data:
+            if "arr_0" not in data:
+                raise UserInputError(f"{path} has no arr_0 (keys: {sorted(data.files)}); it is not a sample or reference batch")
+            images = data["arr_0"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise UserInputError(f"arr_0 of {path} must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     if len(images) == 0:
