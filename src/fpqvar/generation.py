@@ -4,7 +4,8 @@ Every image is fixed by its batch (class, batch index, seed, batch size), never 
 so 1 or N processes produce the same files. The seed of batch j of a class is ``seed + j``, which covers
 both of the paper's protocols: 256 px is one batch of 50 per class with seed 0; 512 px is five batches of
 10 with seeds 10..14. Each PNG is written to a temporary file and renamed, and a batch whose files all
-exist is skipped, so an interrupted run resumes without losing or duplicating an image.
+exist is skipped, so an interrupted run resumes without losing or duplicating an image. Temporary files are
+hidden and end in `.tmp` (never `.png`), and `remove_partial_images` deletes those a killed run left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_leftovers
 from .eval.evaluate import evaluation_order
 from .model import VAR, VQVAE
 
@@ -50,8 +51,17 @@ def batches_for_rank(batches: list[SampleBatch], rank: int, world_size: int) -> 
     return batches[rank::world_size]
 
 
+IMAGE_NAME = r"class\d+_img\d+\.png"  # the regex every `image_path` name matches
+
+
 def image_path(out_dir: pathlib.Path, class_id: int, image_index: int) -> pathlib.Path:
     return out_dir / f"class{class_id}_img{image_index}.png"
+
+
+def remove_partial_images(out_dir: str | pathlib.Path) -> int:
+    """Delete the half-written images an interrupted run left in ``out_dir`` (its temp files); returns how many.
+    Call it before any process starts writing there."""
+    return len(remove_leftovers(out_dir, IMAGE_NAME))
 
 
 def is_done(out_dir: pathlib.Path, batch: SampleBatch) -> bool:

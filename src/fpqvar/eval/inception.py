@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints import load_state_dict
+from ..errors import UserInputError
+
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
 
@@ -197,13 +200,18 @@ def preprocess(images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
 
 def load_inception(path: str | pathlib.Path, device: str | torch.device = "cpu") -> FIDInceptionV3:
     path = pathlib.Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"Inception weights not found at {path}: supply {WEIGHTS_FILE} (the PyTorch conversion of the TF "
             "2015-12-05 Inception used by pytorch-fid and torch-fidelity); fpqvar never downloads it"
         )
-    state = torch.load(path, map_location=device, weights_only=True)
-    state = dict(state)  # a plain dict: BatchNorm fills in num_batches_tracked when the file has none
+    state = dict(load_state_dict(path, device))  # a plain dict: BatchNorm fills in num_batches_tracked when the file has none
     model = FIDInceptionV3().to(device)
+    expected = {k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    found = {k: v.shape for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    if expected != found:
+        wrong = sorted(set(expected) ^ set(found)) or sorted(k for k in expected if expected[k] != found[k])
+        raise UserInputError(f"{path} is not {WEIGHTS_FILE}: {len(wrong)} keys missing, unexpected or of another shape "
+                             f"(e.g. {wrong[0]})")
     model.load_state_dict(state, strict=True)
     return model.eval()

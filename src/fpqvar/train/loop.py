@@ -11,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,11 @@ def train(
     start, log = 0, []
     path = pathlib.Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint: optimizer state too
+        try:  # tensors, numbers, strings, lists and dicts only: weights_only=True reads it, and never runs code
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - whatever torch.load fails with, the file cannot be resumed from
+            raise UserInputError(f"{path} (an interrupted run's checkpoint) cannot be read ({type(error).__name__}); "
+                                 "delete it to run this stage from the start") from None
         if state["config"] != asdict(cfg) or state.get("settings") != settings:
             raise ValueError(f"{path} was written with other training settings; remove it or use the same ones")
         model.load_state_dict(state["model"])
