@@ -86,8 +86,11 @@ def read_metadata(path: str | pathlib.Path) -> dict[str, str]:
     path = _existing(path)
     if path.suffix != ".safetensors":
         return {}
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except SafetensorError as error:
+        raise UserInputError(f"{path} is not a readable .safetensors file (truncated or corrupt: {error})") from None
 
 
 def config_from_metadata(path: str | pathlib.Path, cls, key: str = CONFIG_METADATA_KEY):
