@@ -8,9 +8,9 @@ from tiny_models import tiny_pair
 
 from fpqvar.checkpoints import CheckpointMismatchError
 from fpqvar.loading import load_var
-from fpqvar.methods import QuantizedLinear, Rotation, get_recipe, model_rotation, quantize_model, save_quantized
+from fpqvar.methods import QuantizedLinear, get_recipe, model_rotation, quantize_model, save_quantized
 from fpqvar.methods.layers import InputTransform
-from fpqvar.rotation import orthogonal_hadamard
+from fpqvar.rotation import Rotation, block_diagonal_hadamard, group_hadamard, orthogonal_hadamard
 from fpqvar.rotation.hadamard import _hadamard_cached
 
 FULL_HT = get_recipe("fp4_dfq_ht").replace(rotation_seed=7)  # seeded sign flips must survive the round trip
@@ -109,3 +109,18 @@ def test_hadamard_matrices_built_under_a_meta_default_device_are_real_and_stay_c
     assert inside.device.type == "cpu"
     outside = orthogonal_hadamard(384, seed=1)
     assert outside.device.type == "cpu" and torch.equal(outside, inside)
+
+
+def test_ght_module_multiplies_by_the_papers_block_diagonal_matrix_and_its_transpose_restores_the_product():
+    width, group = 384, 128
+    H_b = group_hadamard(width, group, seed=5)
+    H_B = block_diagonal_hadamard(width, group, seed=5)
+    assert torch.equal(H_B[:group, :group], H_b) and torch.equal(H_B[group:2 * group, group:2 * group], H_b)
+    assert torch.equal(H_B[:group, group:], torch.zeros(group, width - group, dtype=torch.float64))
+    x, W = torch.randn(7, width, dtype=torch.float64), torch.randn(5, width, dtype=torch.float64)
+    # the module keeps H_b in float32 (as the model runs it): float32 rounding only, entries of x are O(1)
+    assert torch.allclose(Rotation(H_b)(x.float()), (x @ H_B).float(), rtol=0, atol=1e-5)
+    assert torch.allclose((x @ H_B) @ (W @ H_B).T, x @ W.T, rtol=0, atol=1e-10)  # Eq. 4: H_B orthogonal
+    assert torch.equal(group_hadamard(width, width, seed=5), orthogonal_hadamard(width, seed=5))  # HT: G = C
+    with pytest.raises(ValueError, match="not divisible by the GHT group size 100"):
+        group_hadamard(width, 100)

@@ -9,10 +9,10 @@ from .apply import (
     save_quantized,
 )
 from .kv_cache import QuantizedKVCache
-from .layers import InputTransform, OperandQuant, QuantizedLinear, Rotation
+from .layers import InputTransform, OperandQuant, QuantizedLinear
 from .recipe import LAYER_KINDS, RECIPES, LayerRecipe, Recipe, get_recipe
 
 __all__ = [
     "fold_lambda_into_ada_lin", "load_quantized_var", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
-    "InputTransform", "OperandQuant", "QuantizedLinear", "Rotation", "LAYER_KINDS", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
+    "InputTransform", "OperandQuant", "QuantizedLinear", "LAYER_KINDS", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
 ]

@@ -23,9 +23,9 @@ from ..model.config import VARConfig
 from ..model.hooks import replace_module
 from ..model.loading import infer_var_config
 from ..model.var import VAR
-from ..rotation import orthogonal_hadamard
+from ..rotation import Rotation, group_hadamard
 from .kv_cache import QuantizedKVCache
-from .layers import InputTransform, QuantizedLinear, Rotation
+from .layers import InputTransform, QuantizedLinear
 from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe
 
 Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
@@ -57,17 +57,13 @@ def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
 
 
 def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
-    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None.
-
-    Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not store it.
-    """
-    if recipe.rotation == "full":
-        return orthogonal_hadamard(width, recipe.rotation_seed).to(device)
-    if recipe.rotation == "group":
-        if width % recipe.rotation_group:
-            raise ValueError(f"width {width} is not divisible by the GHT group size {recipe.rotation_group}")
-        return orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
-    return None
+    """The orthogonal Hadamard block a recipe applies online (`fpqvar.rotation.group_hadamard`): C x C (HT),
+    G x G (GHT), or None. Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not
+    store it."""
+    if recipe.rotation is None:
+        return None
+    group_size = width if recipe.rotation == "full" else recipe.rotation_group
+    return group_hadamard(width, group_size, recipe.rotation_seed).to(device)
 
 
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:

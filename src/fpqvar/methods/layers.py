@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant import Granularity, PerGroup, Tie, fused_fake_quantize
+from ..rotation import Rotation
 
 
 @dataclass(frozen=True)
@@ -27,39 +28,6 @@ class OperandQuant:
 
     def __call__(self, x: torch.Tensor, tie: Tie) -> torch.Tensor:
         return fused_fake_quantize(x, self.fmt, self.granularity, tie)
-
-
-class Rotation(nn.Module):
-    """x -> x BlockDiag(R, ..., R): one orthogonal G x G matrix R applied to each group of G channels (G = C: HT).
-
-    A quantized model holds one Rotation, a submodule of every InputTransform that uses it, so all layers read
-    one tensor. A shared module (not a shared buffer of each layer) because ``Module.to`` / ``half`` replace
-    each module's buffers: a tensor registered in 60 layers would become 60 converted copies, while a module
-    reached through 60 parents keeps one buffer slot, converted once. The buffer is not persistent: R follows
-    from the recipe (``recipe_rotation``), so checkpoints do not carry it and loading rebuilds it.
-    """
-
-    graph_capturable = True  # CUDA graphs may capture it: fpqvar.model.cuda_graphs.graph_blocker
-
-    def __init__(self, matrix: torch.Tensor):
-        super().__init__()
-        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-            raise ValueError(f"a rotation must be a square matrix, got shape {tuple(matrix.shape)}")
-        self.register_buffer("matrix", matrix.float(), persistent=False)
-
-    @property
-    def order(self) -> int:
-        return self.matrix.shape[0]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate the last dimension of ``x`` in ``x``'s dtype."""
-        G, shape = self.order, x.shape
-        if shape[-1] % G:
-            raise ValueError(f"the last dimension {shape[-1]} is not divisible by the rotation's order {G}")
-        return (x.reshape(*shape[:-1], shape[-1] // G, G) @ self.matrix.to(x.dtype)).reshape(shape)
-
-    def extra_repr(self) -> str:
-        return f"order={self.order}"
 
 
 class InputTransform(nn.Module):

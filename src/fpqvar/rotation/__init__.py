@@ -1,5 +1,8 @@
-"""Rotations that spread outliers: full (HT) and group-wise (GHT) Hadamard transforms."""
+"""Rotations that spread outliers: the full (HT) and group-wise (GHT) Hadamard transforms of the paper (`ght`),
+built on Hadamard matrices from Sylvester's and Paley's constructions (`hadamard`)."""
 
-from .hadamard import block_diagonal_hadamard, hadamard, orthogonal_hadamard, paley_type_1, paley_type_2, sylvester
+from .ght import Rotation, block_diagonal_hadamard, group_hadamard, orthogonal_hadamard, random_signs
+from .hadamard import hadamard, paley_type_1, paley_type_2, sylvester
 
-__all__ = ["block_diagonal_hadamard", "hadamard", "orthogonal_hadamard", "paley_type_1", "paley_type_2", "sylvester"]
+__all__ = ["Rotation", "block_diagonal_hadamard", "group_hadamard", "orthogonal_hadamard", "random_signs", "hadamard",
+           "paley_type_1", "paley_type_2", "sylvester"]

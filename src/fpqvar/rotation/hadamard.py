@@ -88,22 +88,3 @@ def _hadamard_cached(n: int) -> torch.Tensor:
 def hadamard(n: int) -> torch.Tensor:
     """A Hadamard matrix of order n (entries +-1, H H^T = n I), float64 on the CPU."""
     return _hadamard_cached(n).clone()
-
-
-def random_signs(n: int, seed: int) -> torch.Tensor:
-    """+-1 entries from a private CPU generator (the global RNG is left alone), on the CPU like the cached matrices."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 2, (n,), generator=g, device="cpu").double().mul_(2).sub_(1)
-
-
-def orthogonal_hadamard(n: int, seed: int | None = None) -> torch.Tensor:
-    """diag(s) H / sqrt(n) on the CPU: orthogonal; random sign flips s when ``seed`` is given, else s = 1."""
-    H = hadamard(n) / n**0.5
-    return H if seed is None else random_signs(n, seed)[:, None] * H
-
-
-def block_diagonal_hadamard(width: int, group_size: int = 128, seed: int | None = None) -> torch.Tensor:
-    """GHT matrix BlockDiag(R, ..., R), one identical orthogonal R of order ``group_size`` per group."""
-    if width % group_size:
-        raise ValueError(f"width {width} is not divisible by the GHT group size {group_size}")
-    return torch.block_diag(*[orthogonal_hadamard(group_size, seed)] * (width // group_size))
