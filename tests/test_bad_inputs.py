@@ -263,6 +263,16 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         cli.main(["formats"])
 
 
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_formats", interrupted)
+    assert cli.main(["formats"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fpqvar formats: interrupted; no file is half-written")
+
+
 def test_sample_force_overwrites_a_foreign_npz_and_a_rerun_its_own(workdir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for name in ("var.safetensors", "vae.safetensors"):

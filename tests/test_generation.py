@@ -91,6 +91,7 @@ def test_an_interrupted_run_resumes_without_loss_or_duplicates(tiny_checkpoints,
     assert again.returncode == 0, again.stderr
     assert np.array_equal(np.load(tmp_path / "run.npz")["arr_0"], reference)
     assert len(list(out.glob("class*.png"))) == 15
+    assert not (out / ".class1_img2.png.tmp123.png").exists()  # the resume removed the interrupted write's temp file
     assert (out / "class0_img0.png").stat().st_mtime_ns == untouched  # finished batches are skipped
     assert json.loads((out / "run.json").read_text())["per_class"] == 5
     other = _sample(tiny_checkpoints, out, extra=("--seed", "3"))

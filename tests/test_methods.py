@@ -215,9 +215,9 @@ def test_unknown_recipe_and_kind_are_named():
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     from fpqvar.cli import main
 
-    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp3", "--out", str(tmp_path / "q")]) == 2
-    assert capsys.readouterr().err.strip().startswith("fpqvar quantize: unknown recipe 'fp3'")
-    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp4_dfq", "--out", str(tmp_path / "q")]) == 2
+    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp3", "--out", str(tmp_path / "q.safetensors")]) == 2
+    assert capsys.readouterr().err.strip().startswith("fpqvar quantize: --recipe: unknown recipe 'fp3'")
+    assert main(["quantize", "--var", str(tmp_path / "absent.pth"), "--recipe", "fp4_dfq", "--out", str(tmp_path / "q.safetensors")]) == 2
     assert "supply the file" in capsys.readouterr().err
 
 

@@ -26,7 +26,14 @@ TEMP_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it; put it straight back
+    """The process's umask: read from /proc on Linux; elsewhere set and put straight back (the only portable way)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -39,15 +46,22 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _regular_target(path: str | os.PathLike) -> pathlib.Path:
+    """``path`` with symlinks followed; refused (`UserInputError`) when it is a directory, device, FIFO or socket."""
+    path = pathlib.Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise UserInputError(f"{path} is {_kind(path.stat().st_mode)}; give the path of a regular file to write")
+    return path
+
+
 def writable_target(path: str | os.PathLike) -> pathlib.Path:
-    """The file a write to ``path`` lands in (a symlink's target), after checking that it can be written there.
+    """The file a write to ``path`` lands in (a symlink's target), after checking that it can be written there:
+    call it before long work whose result goes to ``path``.
 
     Raises `UserInputError` when the path (or its symlink's target) is a directory, device, FIFO or socket, when a
     parent is not a folder, or when the nearest existing folder does not accept a new file. Nothing is left behind:
     the probe file is removed and no folder is created."""
-    path = pathlib.Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
-        raise UserInputError(f"{path} is {_kind(path.stat().st_mode)}; give the path of a regular file to write")
+    path = _regular_target(path)
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
@@ -65,7 +79,7 @@ def writable_target(path: str | os.PathLike) -> pathlib.Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (a symlink's target); it replaces that file only if the block succeeds."""
-    path = writable_target(path)
+    path = _regular_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)

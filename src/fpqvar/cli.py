@@ -514,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:  # bad input: one clear line, no traceback
         print(f"fpqvar {args.command}: {_message(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: outputs are whole or absent (fpqvar.atomic); say so instead of a traceback
+        print(f"fpqvar {args.command}: interrupted; no file is half-written (sample and train resume when run again)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
