@@ -1,12 +1,32 @@
 """Quantizers: worked examples, granularity, real vs fake, properties and errors."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nearest_grid_reference import fake_quantize_reference
 
-from fpqvar.formats import DFQ_FP4, DFQ_FP6, FP4_E2M1, FP6_E2M3, FP6_E3M2, INT4, INT8_ASYM, get_format
+from fpqvar.formats import (
+    DFQ_FP4,
+    DFQ_FP6,
+    FORMATS,
+    FP4_E1M2,
+    FP4_E2M1,
+    FP4_E3M0,
+    FP6_E2M3,
+    FP6_E3M2,
+    FP8_E5M2,
+    INT4,
+    INT8,
+    INT8_ASYM,
+    DualFormat,
+    get_format,
+)
 from fpqvar.quant import (
+    TIES,
+    Numerics,
     PerChannel,
     PerGroup,
     PerTensor,
@@ -15,6 +35,7 @@ from fpqvar.quant import (
     fake_quantize,
     fake_quantize_ste,
     quantize,
+    scale_shape,
 )
 
 FP32_EPS = torch.finfo(torch.float32).eps
@@ -197,4 +218,222 @@ def test_fused_kernels_equal_eager_quantization(dtype):
         x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.0])
         for fmt, granularity in cases:
             for t in (x, x.transpose(0, -2) if x.dim() > 2 else x):
-                assert torch.equal(fused_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)
+                assert _same_bits(fused_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)
+
+
+# Midpoint sweeps through the whole quantizer: rows of 64 whose first two elements fix the scale(s) to s exactly
+# (max_value * s and min_value * s), the rest every grid midpoint and grid value times s with their 2 neighbours
+# on either side in the input dtype; scales down to the input dtype's subnormals.
+SWEEP_SCALES = {
+    torch.float32: [1.0, 2.0**-60, 2.0**-130, 2.0**-140],  # the last two: subnormal float32 scales
+    torch.bfloat16: [1.0, 2.0**-60, 2.0**-130],
+    torch.float16: [1.0, 2.0**-10, 2.0**-20, 2.0**-24],  # float16 subnormal scales (normal in float32)
+}
+SWEEP_FORMATS = list(FORMATS.values())
+SWEEP_WIDTH = 64
+
+
+def _neighbours(values: torch.Tensor, count: int = 2) -> torch.Tensor:
+    out = [values]
+    for direction in (math.inf, -math.inf):
+        step = values
+        for _ in range(count):
+            step = torch.nextafter(step, torch.full_like(step, direction))
+            out.append(step)
+    return torch.cat(out)
+
+
+def _targets(fmt) -> torch.Tensor:
+    halves = [fmt.negative_grid, fmt.positive_grid] if isinstance(fmt, DualFormat) else [fmt.grid]
+    return torch.cat([fmt.grid, *[(g[1:] + g[:-1]) / 2 for g in halves]])
+
+
+def midpoint_sweep(fmt, dtype: torch.dtype, scale: float) -> torch.Tensor:
+    """(rows, 64) in ``dtype``: anchors then swept values; one scale (pair) per row, equal to ``scale``."""
+    values = _neighbours((_targets(fmt) * scale).to(dtype))
+    width = SWEEP_WIDTH - 2
+    values = torch.cat([values, values.new_zeros(-values.numel() % width)]).reshape(-1, width)
+    anchors = torch.tensor([fmt.max_value * scale, fmt.min_value * scale], dtype=torch.float64).to(dtype)
+    return torch.cat([anchors.expand(values.shape[0], 2), values], dim=1)
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    integer = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return a.dtype == b.dtype and torch.equal(a.view(integer), b.view(integer))
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("dtype", list(SWEEP_SCALES), ids=str)
+@pytest.mark.parametrize("fmt", SWEEP_FORMATS, ids=lambda f: f.name)
+def test_midpoint_sweep_through_the_quantizer(fmt, dtype, tie):
+    """Bit for bit the exact reference, per group / token / channel and per tensor, at every scale."""
+    for scale in SWEEP_SCALES[dtype]:
+        x = midpoint_sweep(fmt, dtype, scale)
+        expected = fake_quantize_reference(x, fmt, tie, torch.float32)
+        for granularity in (PerGroup(SWEEP_WIDTH), PerToken(), PerChannel()):
+            out = fake_quantize(x, fmt, granularity, tie)
+            assert _same_bits(out, expected), (fmt.name, scale, granularity, (out != expected).sum())
+        one_scale = x[:1]  # per tensor: a single row keeps the scale at s
+        assert _same_bits(fake_quantize(one_scale, fmt, PerTensor(), tie), expected[:1]), (fmt.name, scale)
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt", [FP4_E2M1, FP4_E1M2, DFQ_FP4, DFQ_FP6, FP6_E3M2, INT8, INT8_ASYM], ids=lambda f: f.name)
+def test_midpoint_sweep_with_the_released_arithmetic(fmt, tie):
+    """scale_dtype="input": the scale and x / s rounded to float16 (the released code's fp16 activations)."""
+    numerics = Numerics(tie=tie, scale_dtype="input")
+    for scale in SWEEP_SCALES[torch.float16]:
+        x = midpoint_sweep(fmt, torch.float16, scale)
+        assert _same_bits(fake_quantize(x, fmt, PerToken(), numerics), fake_quantize_reference(x, fmt, tie, torch.float16))
+
+
+def test_float16_scales_no_longer_underflow():
+    """fp16 input, FP8-E5M2, absmax 1e-3: the released float16 scale (1.7e-8) underflows to 0 and zeroes the group;
+    ours is a float32 scale."""
+    x = torch.full((1, 128), 1e-3, dtype=torch.float16)
+    assert fake_quantize(x, FP8_E5M2, PerToken(), Numerics(scale_dtype="input")).abs().max() == 0
+    torch.testing.assert_close(fake_quantize(x, FP8_E5M2, PerToken()), x)
+
+
+def test_float32_scale_limits():
+    """The documented limit: a float32 scale below 2**-149 is 0 and the group quantizes to 0; a subnormal scale
+    keeps fewer bits but still quantizes (E2M1: 6 levels of a subnormal 2**-140 scale are exact)."""
+    x = torch.tensor([[6 * 2.0**-150 * 0.9, 1.0 * 2.0**-150]])  # absmax / 6 < 2**-150: scale 0
+    assert fake_quantize(x, FP4_E2M1, PerToken()).abs().max() == 0
+    x = torch.tensor([[6 * 2.0**-140, 3 * 2.0**-140, -1.5 * 2.0**-140]])
+    assert fake_quantize(x, FP4_E2M1, PerToken()).tolist() == x.tolist()
+
+
+# Numerics at every dtype's extremes: nothing non-finite ever comes out.
+EXTREME_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _extremes(dtype: torch.dtype) -> torch.Tensor:
+    info = torch.finfo(dtype)
+    specials = [info.max, -info.max, info.tiny, -info.tiny, info.smallest_normal * info.eps, 0.0, -0.0, 1.0]
+    row = torch.tensor(specials + [math.nan, math.inf, -math.inf] + [info.max / 3] * 5, dtype=dtype)
+    return torch.stack([row, row.flip(0), row.abs(), -row.abs(), row.nan_to_num(0.0, 0.0, 0.0)]).repeat(1, 4)
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("granularity", [PerGroup(16), PerToken(), PerTensor()], ids=str)
+@pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=str)
+@pytest.mark.parametrize("fmt", list(FORMATS.values()) + [FP4_E3M0], ids=lambda f: f.name)
+def test_no_inf_or_nan_at_the_dtype_extremes(fmt, dtype, granularity, tie):
+    x = _extremes(dtype)
+    for numerics in (Numerics(tie=tie), Numerics(tie=tie, scale_dtype="input", int_absmax_floor=1e-5)):
+        out = fake_quantize(x, fmt, granularity, numerics)
+        assert bool(torch.isfinite(out).all()), (fmt.name, dtype, granularity, out[~torch.isfinite(out)])
+        assert torch.equal(dequantize(quantize(x, fmt, granularity, numerics)), out)
+    q = quantize(x, fmt, granularity, tie)
+    assert bool(torch.isfinite(q.scale).all())
+
+
+@pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=str)
+def test_the_largest_value_saturates_instead_of_overflowing(dtype):
+    # fp16: s = 65504 / 6 rounds to 10920 in fp16 arithmetic and 6 x 10920 = 65520 overflowed to +Inf.
+    largest = torch.finfo(dtype).max
+    x = torch.tensor([[largest, -largest, 1.0, 0.0]], dtype=dtype)
+    for fmt in ("fp4_e2m1", "fp6_e2m3", "int4", "dfq_e1m2neg_e2m1pos"):  # int8_asym: next test
+        for numerics in (Numerics(), Numerics(scale_dtype="input")):
+            out = fake_quantize(x, fmt, PerToken(), numerics)
+            assert out[0, 0] == largest and out[0, 1] == -largest, (fmt, numerics, out)
+
+
+@pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=str)
+def test_asymmetric_range_that_overflows(dtype):
+    largest = torch.finfo(dtype).max
+    x = torch.tensor([[largest, -largest, largest / 2, 0.0]], dtype=dtype)
+    out = fake_quantize(x, INT8_ASYM, PerToken())
+    assert bool(torch.isfinite(out).all())
+    torch.testing.assert_close(out.double(), x.double(), rtol=0, atol=largest / 127)  # within a step
+
+
+def test_straight_through_with_non_finite_inputs():
+    x = torch.tensor([[math.inf, -math.inf, math.nan, 1.0, -2.0, 0.5]], requires_grad=True)
+    y = fake_quantize_ste(x, FP4_E2M1, PerToken())
+    assert torch.equal(y, fake_quantize(x.detach(), FP4_E2M1, PerToken()))
+    assert y[0, :3].tolist() == [0.0, 0.0, 0.0]
+    (y * torch.arange(6.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(6.0)[None])
+
+
+@pytest.mark.parametrize("granularity, shape", [
+    (PerGroup(128), (0, 128)), (PerGroup(128), (4, 0)), (PerToken(), (4, 0)), (PerToken(), (0, 8)),
+    (PerChannel(), (3, 0, 5)), (PerTensor(), (0,)), (PerTensor(), (2, 0)),
+], ids=str)
+@pytest.mark.parametrize("fmt", ["fp4_e2m1", "int8_asym", "dfq_e1m2neg_e2m1pos"])
+def test_empty_tensors_give_empty_results(fmt, granularity, shape):
+    x = torch.empty(shape, dtype=torch.bfloat16)
+    out = fake_quantize(x, fmt, granularity)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    q = quantize(x, fmt, granularity)
+    assert q.codes.shape == x.shape and q.scale.shape == scale_shape(x.shape, granularity)
+    assert dequantize(q).shape == x.shape and dequantize(q).dtype == x.dtype
+    assert fake_quantize_ste(x, fmt, granularity).shape == x.shape
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt", ["fp4_e2m1", "dfq_e1m2neg_e2m1pos", "dfq_int6neg_e2m3pos", "int4", "int8_asym"])
+def test_fake_quantization_is_real_quantization_bit_for_bit_zeros_included(fmt, tie):
+    """Every zero is +0.0, as the zero code decodes (hardware golden models compare bits)."""
+    x = torch.randn(8, 128) * torch.rand(8, 1)
+    x[:, :8] = torch.tensor([0.0, -0.0, -1e-30, 1e-30, -0.01, 0.01, math.nan, -math.inf])
+    out = fake_quantize(x, fmt, PerGroup(128), tie)
+    assert _same_bits(out, dequantize(quantize(x, fmt, PerGroup(128), tie)))
+    assert bool((out[out == 0].view(torch.int32) == 0).all())
+
+
+def test_tie_per_format_family():
+    """The released code: INT ties to even (torch.round), grid formats' ties up (its CUDA kernel)."""
+    released = Numerics(tie="up", int_tie="even")
+    ints = torch.tensor([[7.0, 0.5, 1.5, 2.5, -0.5, -2.5]])  # scale 1 for INT4
+    assert fake_quantize(ints, INT4, PerToken(), released).tolist() == [[7.0, 0.0, 2.0, 2.0, -0.0, -2.0]]
+    fp = torch.tensor([[6.0, 2.5, -2.5, 0.25]])  # scale 1 for E2M1
+    assert fake_quantize(fp, FP4_E2M1, PerToken(), released).tolist() == [[6.0, 3.0, -2.0, 0.5]]
+    assert Numerics(tie="up").tie_for(INT4) == "up" and released.tie_for("int8_asym") == "even"
+    assert released.tie_for(DFQ_FP6) == "up"  # a dual format is a grid format, even with an INT half
+
+
+def test_released_int_absmax_floor():
+    """Symmetric INT: the released code floors absmax at 1e-5; groups with a smaller absmax quantize coarser."""
+    x = torch.tensor([[2e-6, 1e-6, -5e-7, 0.0]])
+    ours = fake_quantize(x, INT8, PerToken())
+    floored = fake_quantize(x, INT8, PerToken(), Numerics(int_absmax_floor=1e-5))
+    step = 1e-5 / 127
+    assert floored[0].tolist() == pytest.approx([round(v / step) * step for v in x[0].tolist()], abs=1e-12)
+    assert (ours - x).abs().max() < (floored - x).abs().max()
+    assert torch.equal(fake_quantize(x * 1e5, INT8, PerToken(), Numerics(int_absmax_floor=1e-5)),
+                       fake_quantize(x * 1e5, INT8, PerToken()))  # above the floor nothing changes
+    with pytest.raises(ValueError, match="int_absmax_floor"):
+        Numerics(int_absmax_floor=-1.0)
+
+
+# The fused CUDA kernels on the midpoint sweeps: every format in float32, a few in bfloat16 / float16, per row
+# and per tensor, ours and the released arithmetic. Each (format, tie, dtype, granularity) compiles once: ~80 kernels.
+CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
+    (get_format(name), dtype) for name in ("fp4_e2m1", "dfq_e1m2neg_e2m1pos", "int8_asym")
+    for dtype in (torch.bfloat16, torch.float16)
+]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
+def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
+    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included."""
+    from fpqvar.quant import fused_fake_quantize
+
+    cases = [(PerGroup(SWEEP_WIDTH), Numerics(tie=tie), torch.float32)]
+    if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float32:
+        cases.append((PerTensor(), Numerics(tie=tie), torch.float32))
+    if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float16:
+        cases.append((PerGroup(SWEEP_WIDTH), Numerics(tie=tie, scale_dtype="input"), torch.float16))
+    for scale in SWEEP_SCALES[dtype]:
+        x = midpoint_sweep(fmt, dtype, scale)
+        for granularity, numerics, work in cases:
+            rows = x[:1] if isinstance(granularity, PerTensor) else x
+            expected = fake_quantize_reference(rows, fmt, tie, work)
+            fused = fused_fake_quantize(rows.cuda(), fmt, granularity, numerics)
+            assert _same_bits(fused, fake_quantize(rows.cuda(), fmt, granularity, numerics)), (scale, granularity, numerics)
+            assert _same_bits(fused.cpu(), expected), (scale, granularity, numerics)

@@ -1,13 +1,17 @@
-"""Closed-form rounding against brute-force nearest-grid search, over every fp16 value."""
+"""Closed-form rounding against exact references: every fp16 and bf16 value, float32 values on and around every
+grid midpoint of every format, signed zeros as bit patterns."""
+
+import math
 
 import pytest
 import torch
-from nearest_grid_reference import round_reference
+from nearest_grid_reference import round_exact, round_reference
 
 from fpqvar.formats import (
     AFPQ_FP4,
     DFQ_FP4,
     DFQ_FP6,
+    FORMATS,
     FP4_E1M2,
     FP4_E2M1,
     FP4_E3M0,
@@ -20,25 +24,97 @@ from fpqvar.formats import (
     INT8,
     DualFormat,
 )
-from fpqvar.quant import TIES, round_to_format
+from fpqvar.quant import TIES, round_to_format, round_to_integer
 
 ALL_FP16 = torch.arange(2**16, dtype=torch.int32).to(torch.int16).view(torch.float16)
+ALL_BF16 = torch.arange(2**16, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
 
 # Alg. 2 searches every pair of FP4 formats for the two DFQ halves, mantissa-less E3M0 included.
 E3M0_HALVES = [DualFormat("e3m0neg_e2m1pos", FP4_E3M0, FP4_E2M1), DualFormat("e1m2neg_e3m0pos", FP4_E1M2, FP4_E3M0)]
 EXHAUSTIVE = [FP4_E1M2, FP4_E2M1, FP4_E3M0, FP6_E2M3, FP6_E3M2, DFQ_FP4, DFQ_FP6, AFPQ_FP4, INT4, INT6_ASYM, *E3M0_HALVES]
+EVERY_FORMAT = [*FORMATS.values(), *E3M0_HALVES]
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """float32 bit patterns (so -0.0 and +0.0 differ)."""
+    return values.to(torch.float32).view(torch.int32)
+
+
+def _assert_same_bits(y, ours, reference):
+    mismatch = _bits(ours) != _bits(reference)
+    assert not bool(mismatch.any()), (
+        f"{int(mismatch.sum())} mismatches, e.g. y={y.reshape(-1)[mismatch][:4].tolist()} "
+        f"ours={ours[mismatch][:4].tolist()} reference={reference[mismatch][:4].tolist()}"
+    )
 
 
 @pytest.mark.parametrize("tie", TIES)
 @pytest.mark.parametrize("fmt", EXHAUSTIVE, ids=lambda f: f.name)
 def test_every_fp16_value(fmt, tie):
-    ours = round_to_format(ALL_FP16, fmt, tie).to(torch.float64)
-    reference = round_reference(ALL_FP16, fmt, tie)
-    mismatch = ours != reference
-    assert not bool(mismatch.any()), (
-        f"{int(mismatch.sum())} mismatches, e.g. y={ALL_FP16[mismatch][:4].tolist()} "
-        f"ours={ours[mismatch][:4].tolist()} reference={reference[mismatch][:4].tolist()}"
-    )
+    """Against brute-force search over the grid (the definition), zeros +0.0."""
+    reference = round_reference(ALL_FP16, fmt, tie) + 0.0
+    _assert_same_bits(ALL_FP16, round_to_format(ALL_FP16, fmt, tie), reference)
+    # the midpoint reference used below agrees with the brute-force definition
+    _assert_same_bits(ALL_FP16, round_exact(ALL_FP16, fmt, tie), reference)
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt", EVERY_FORMAT, ids=lambda f: f.name)
+def test_every_bf16_value(fmt, tie):
+    _assert_same_bits(ALL_BF16, round_to_format(ALL_BF16, fmt, tie), round_exact(ALL_BF16, fmt, tie))
+
+
+def _float32_neighbours(points: torch.Tensor, count: int = 3) -> torch.Tensor:
+    """Each point (rounded to float32) and its ``count`` float32 neighbours on either side (nextafter)."""
+    values = [points.to(torch.float32)]
+    for direction in (math.inf, -math.inf):
+        step = values[0]
+        for _ in range(count):
+            step = torch.nextafter(step, torch.full_like(step, direction))
+            values.append(step)
+    return torch.cat(values)
+
+
+def _midpoints(fmt) -> torch.Tensor:
+    halves = [fmt.negative_grid, fmt.positive_grid] if isinstance(fmt, DualFormat) else [fmt.grid]
+    return torch.cat([(g[1:] + g[:-1]) / 2 for g in halves])
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt", EVERY_FORMAT, ids=lambda f: f.name)
+def test_float32_values_on_and_around_every_midpoint(fmt, tie):
+    """Every midpoint (exact in float32), its 3 float32 neighbours on either side, and the same around every grid
+    value, the grid ends beyond, 0 and the smallest subnormals: y = 1/2 - 2**-25 grid steps sat here."""
+    grid = fmt.grid
+    tiny = torch.tensor([0.0, 2.0**-149, -(2.0**-149), 2.0**-126, -(2.0**-126)])
+    y = _float32_neighbours(torch.cat([_midpoints(fmt), grid, grid[[0, -1]] * 2, tiny]))
+    _assert_same_bits(y, round_to_format(y, fmt, tie), round_exact(y, fmt, tie))
+
+
+def test_the_sum_that_used_to_round():
+    # E2M1 between 0 and 0.5: the float32 just below 0.25 is 0.5 - 2**-25 steps of 0.5: 0, never 0.5.
+    y = torch.nextafter(torch.tensor([0.25, -0.25]), torch.tensor([0.0, 0.0]))
+    for tie in TIES:
+        assert round_to_format(y, FP4_E2M1, tie).tolist() == [0.0, 0.0]
+    assert round_to_integer(torch.tensor([0.5 - 2**-25, -(0.5 - 2**-25)]), "up").tolist() == [0.0, 0.0]
+    assert round_to_integer(torch.tensor([0.5 - 2**-25, -(0.5 - 2**-25)]), "down").tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("fmt", [FP4_E2M1, DFQ_FP4, DFQ_FP6, INT4, FP8_E5M2], ids=lambda f: f.name)
+def test_every_zero_is_positive_zero(fmt, tie):
+    """Whatever the tie mode and sign: -0.0, tiny values of either sign, ties at the first midpoint, NaN, +-Inf."""
+    first = float(fmt.grid[fmt.grid > 0].min()) / 2
+    y = torch.tensor([0.0, -0.0, 1e-30, -1e-30, first / 2, -first / 2, first, -first, math.nan, math.inf, -math.inf])
+    out = round_to_format(y, fmt, tie)
+    zeros = out == 0
+    assert bool(zeros[:4].all()) and bool(zeros[-3:].all())
+    assert bool((_bits(out[zeros]) == 0).all()), out.tolist()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_output_dtype(dtype):
+    assert round_to_format(torch.ones(3, dtype=dtype), FP4_E2M1).dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
 
 
 @pytest.mark.parametrize("tie", TIES)

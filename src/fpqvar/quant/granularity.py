@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ def as_groups(x: torch.Tensor, granularity: Granularity) -> torch.Tensor:
         raise ValueError(f"{granularity} needs a tensor with at least one dimension; use PerTensor()")
     width = x.shape[-1]
     if isinstance(granularity, (PerChannel, PerToken)):
-        return x.reshape(-1, width)
+        return x.reshape(math.prod(x.shape[:-1]), width)  # not -1: an empty last dimension leaves it ambiguous
     if isinstance(granularity, PerGroup):
         if width % granularity.group_size:
             raise ValueError(

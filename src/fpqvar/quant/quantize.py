@@ -5,10 +5,18 @@ Scale rules (paper Eq. 3 and Alg. 1):
   * DualFormat (DFQ): s- = max(-x, x <= 0) / -min_value and s+ = max(x, x > 0) / max_value;
   * asymmetric IntFormat: s = max(max - min, 1e-5) / (2**n - 1) with a zero point, as the
     released code's INT path does.
-The scale and x / s are computed in the input's dtype (as the released code does for fp16
-activations); rounding and the dequantizing product run in float32, then cast back.
-A group whose scale is 0 (all zeros) quantizes to 0. Non-finite elements (NaN, +-Inf) are left
-out of the scale and quantize to 0, so no NaN reaches the output.
+
+Arithmetic (``Numerics``): the scale and x / s are computed in float32 (float64 for a float64 input), or
+with ``scale_dtype="input"`` in the input's dtype as the released code does for fp16 activations; rounding
+(exact, ``rounding.py``) and the dequantizing product run in float32, then the result is cast back.
+
+No Inf or NaN leaves a quantizer: non-finite elements (NaN, +-Inf) are left out of the scale and quantize
+to 0; a group whose scale is 0 (all zeros) quantizes to 0; a dequantized value beyond the dtype's largest
+finite value (fp16 65504 with E2M1: 6 x 10920 = 65520) saturates to it; an asymmetric range max - min
+that overflows is formed as max / n - min / n. Limit: a float32 scale below 2**-126 (fp32 or bf16 groups
+with absmax below max_value * 2**-126, ~7e-38 for E2M1) is subnormal and has fewer bits, and below
+max_value * 2**-149 it is 0 and the group quantizes to 0 (``tests/test_quantize.py`` pins both).
+Empty tensors give empty results.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import torch
 
 from ..formats import DualFormat, Format, IntFormat, get_format
 from .granularity import Granularity, PerGroup, PerTensor, PerToken, as_groups, scale_shape
+from .numerics import Numerics, as_numerics
 from .rounding import Tie, round_to_format, round_to_integer
 
 _ASYMMETRIC_MIN_RANGE = 1e-5  # the released code's floor on max - min
@@ -43,41 +52,81 @@ class QuantizedTensor:
         return dequantize(self)
 
 
+def _work_dtype(dtype: torch.dtype, numerics: Numerics) -> torch.dtype:
+    if dtype == torch.float64:
+        return torch.float64
+    return dtype if numerics.scale_dtype == "input" else torch.float32
+
+
+def _divide(numerator: torch.Tensor, denominator: torch.Tensor | float, dtype: torch.dtype) -> torch.Tensor:
+    """numerator / denominator, correctly rounded to ``dtype`` in eager and compiled mode alike.
+
+    Under torch.compile on CUDA, Triton's float32 '/' is approximate (div.full, up to 2 ulp) and inductor turns
+    a division by a constant into a product with its reciprocal; both move quotients that lie near a rounding
+    boundary (x / s near a grid midpoint). So a compiled quotient is formed in float64 (IEEE div.rn.f64) and
+    rounded once to ``dtype``: the same bits as the eager division, because a quotient of floats of at most
+    24 bits never lies within 2**-50 (relative) of a midpoint of float32 or a narrower dtype, which float64's
+    error (a reciprocal's included) cannot cross. float64 work stays as it is.
+    """
+    if torch.compiler.is_compiling() and dtype != torch.float64:
+        wide = denominator.double() if isinstance(denominator, torch.Tensor) else denominator
+        return (numerator.double() / wide).to(dtype)
+    narrow = denominator.to(dtype) if isinstance(denominator, torch.Tensor) else denominator
+    return numerator.to(dtype) / narrow
+
+
 def _absmax(rows: torch.Tensor) -> torch.Tensor:
     """Per-row max |x| over the finite elements."""
     magnitude = rows.abs()
     return torch.where(magnitude < math.inf, magnitude, 0.0).amax(-1, keepdim=True)
 
 
-def _quantize_groups(rows: torch.Tensor, fmt: Format, tie: Tie):
-    """Grid values (float32) and scales of ``rows`` (one scale per row).
+def _asymmetric_scale(low: torch.Tensor, high: torch.Tensor, levels: float, work: torch.dtype) -> torch.Tensor:
+    """max(high - low, 1e-5) / levels; where high - low overflows the dtype, high / levels - low / levels."""
+    span = (high.to(work) - low.to(work)).clamp(min=_ASYMMETRIC_MIN_RANGE)
+    scale = _divide(span, levels, work)
+    return torch.where(scale < math.inf, scale, _divide(high, levels, work) - _divide(low, levels, work))
+
+
+def _quantize_groups(rows: torch.Tensor, fmt: Format, numerics: Numerics):
+    """Grid values (float32; float64 for float64 rows) and scales of ``rows`` (one scale per row).
 
     A zero scale makes x / s NaN (0 / 0); non-finite x make it NaN or Inf. Rounding maps both to 0,
     so no mask is needed here.
     """
+    work = _work_dtype(rows.dtype, numerics)
+    tie = numerics.tie_for(fmt)
     if isinstance(fmt, DualFormat):
-        negative_scale = _absmax(rows.clamp(max=0)) / -fmt.min_value
-        scale = _absmax(rows.clamp(min=0)) / fmt.max_value
-        scaled = rows / torch.where(rows > 0, scale, negative_scale)
+        negative_scale = _divide(_absmax(rows.clamp(max=0)), -fmt.min_value, work)
+        scale = _divide(_absmax(rows.clamp(min=0)), fmt.max_value, work)
+        scaled = _divide(rows, torch.where(rows > 0, scale, negative_scale), work)
         return round_to_format(scaled, fmt, tie), scale, negative_scale, None
     if isinstance(fmt, IntFormat) and not fmt.symmetric:
+        level_dtype = torch.float64 if work == torch.float64 else torch.float32
         finite = torch.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
         low, high = finite.amin(-1, keepdim=True), finite.amax(-1, keepdim=True)
-        scale = (high - low).clamp(min=_ASYMMETRIC_MIN_RANGE) / (fmt.max_value - fmt.min_value)
-        zero_point = round_to_integer((fmt.min_value - low / scale).float(), tie)
-        levels = round_to_integer((rows / scale).float(), tie) + zero_point
+        scale = _asymmetric_scale(low, high, fmt.max_value - fmt.min_value, work)
+        zero_point = round_to_integer((fmt.min_value - _divide(low, scale, work)).to(level_dtype), tie)
+        levels = round_to_integer(_divide(rows, scale, work).to(level_dtype), tie) + zero_point
         levels = torch.where(torch.isfinite(rows), levels, zero_point)
         return levels.clamp(fmt.min_value, fmt.max_value), scale, None, zero_point
-    scale = _absmax(rows) / fmt.max_value
-    return round_to_format(rows / scale, fmt, tie), scale, None, None
+    absmax = _absmax(rows).to(work)
+    if isinstance(fmt, IntFormat) and numerics.int_absmax_floor:
+        absmax = absmax.clamp(min=numerics.int_absmax_floor)
+    scale = _divide(absmax, fmt.max_value, work)
+    return round_to_format(_divide(rows, scale, work), fmt, tie), scale, None, None
 
 
-def _dequantize_groups(levels, scale, negative_scale, zero_point) -> torch.Tensor:
+def _dequantize_groups(levels, scale, negative_scale, zero_point, dtype: torch.dtype) -> torch.Tensor:
+    """levels x scale in the levels' dtype, saturated to ``dtype``'s finite range, cast to ``dtype``."""
     if zero_point is not None:
-        return (levels - zero_point) * scale.float()
-    if negative_scale is not None:
-        return torch.where(levels > 0, levels * scale.float(), levels * negative_scale.float())
-    return levels * scale.float()
+        values = (levels - zero_point) * scale.to(levels.dtype)
+    elif negative_scale is not None:
+        values = torch.where(levels > 0, levels * scale.to(levels.dtype), levels * negative_scale.to(levels.dtype))
+    else:
+        values = levels * scale.to(levels.dtype)
+    largest = torch.finfo(dtype).max
+    return values.clamp(-largest, largest).to(dtype)
 
 
 def _check_input(x: torch.Tensor) -> None:
@@ -89,38 +138,55 @@ def fake_quantize(
     x: torch.Tensor,
     fmt: Format | str,
     granularity: Granularity = PerGroup(128),
-    tie: Tie = "even",
+    tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
-    """Quantize then dequantize ``x``: the value the low-bit tensor stands for, in x's dtype."""
+    """Quantize then dequantize ``x``: the value the low-bit tensor stands for, in x's dtype.
+
+    ``tie``: a tie mode for every format, or a :class:`Numerics` (tie per format family, arithmetic)."""
     _check_input(x)
     fmt = get_format(fmt)
-    levels, scale, negative_scale, zero_point = _quantize_groups(as_groups(x, granularity), fmt, tie)
-    return _dequantize_groups(levels, scale, negative_scale, zero_point).to(x.dtype).reshape(x.shape)
+    groups = as_groups(x, granularity)
+    if x.numel() == 0:
+        return x.clone()
+    levels, scale, negative_scale, zero_point = _quantize_groups(groups, fmt, as_numerics(tie))
+    return _dequantize_groups(levels, scale, negative_scale, zero_point, x.dtype).reshape(x.shape)
+
+
+def _compile_options() -> dict[str, bool]:
+    """Inductor options that keep eager mode's numerics: the fp16/bf16 roundings of the scale and x / s
+    (which inductor would skip; this also turns off FMA contraction) and float32 subnormals (which Triton
+    may flush to zero). The second option is set where the installed torch has it."""
+    import torch._inductor.config as inductor_config  # loaded by torch.compile anyway; only CUDA callers get here
+
+    options = {"emulate_precision_casts": True}
+    if "eager_numerics.disable_ftz" in inductor_config.get_config_copy():
+        options["eager_numerics.disable_ftz"] = True
+    return options
 
 
 @functools.cache
-def _compiled_fake_quantize(fmt: Format | str, granularity: Granularity, tie: Tie, dtype: torch.dtype):
+def _compiled_fake_quantize(fmt: Format, granularity: Granularity, numerics: Numerics, dtype: torch.dtype):
     """fake_quantize compiled for one key. Dynamo keeps at most 8 compiled variants per code object, and a
     model with several formats, dtypes and row lengths needs more: each key gets a copy of the code, so its
     own allowance (a function whose variants ran out would fall back to eager mode, silently slow)."""
     code = fake_quantize.__code__.replace()  # equal, but a distinct object with its own dynamo cache
     function = types.FunctionType(code, fake_quantize.__globals__, fake_quantize.__name__, fake_quantize.__defaults__)
-    # Keep the fp16/bf16 roundings of the scale and x / s that eager mode performs (inductor would skip them).
-    return torch.compile(function, options={"emulate_precision_casts": True})
+    return torch.compile(function, options=_compile_options())
 
 
 def fused_fake_quantize(
     x: torch.Tensor,
     fmt: Format | str,
     granularity: Granularity = PerGroup(128),
-    tie: Tie = "even",
+    tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode would launch ~15
-    memory-bound kernels; plain eager elsewhere. Same operations, same results. Inside a compiled region
-    it is traced like any other code, so the caller's kernels absorb it."""
-    if torch.compiler.is_compiling() or not x.is_cuda:
+    memory-bound kernels; plain eager elsewhere. Same operations, same bits (``_divide`` says how divisions
+    stay exact). Inside a compiled region it is traced like any other code, so the caller's kernels absorb it."""
+    if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0:
         return fake_quantize(x, fmt, granularity, tie)
     _check_input(x)
+    fmt, numerics = get_format(fmt), as_numerics(tie)
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
     # Row length static, row count dynamic: inductor emits one persistent reduction per row and returns a
@@ -133,30 +199,50 @@ def fused_fake_quantize(
     else:
         torch._dynamo.maybe_mark_dynamic(rows, 0)
         torch._dynamo.mark_static(rows, 1)
-    return _compiled_fake_quantize(fmt, per_row, tie, x.dtype)(rows, fmt, per_row, tie).reshape(x.shape)
+    return _compiled_fake_quantize(fmt, per_row, numerics, x.dtype)(rows, fmt, per_row, numerics).reshape(x.shape)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the quantized tensor, exactly (x + (q - x).detach() would be NaN where x is +-Inf).
+    Backward: the incoming gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, x, quantized):
+        return quantized
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
 
 
 def fake_quantize_ste(
     x: torch.Tensor,
     fmt: Format | str,
     granularity: Granularity = PerGroup(128),
-    tie: Tie = "even",
+    tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` forward, identity backward (straight-through estimator, for GALT)."""
-    return x + (fused_fake_quantize(x.detach(), fmt, granularity, tie) - x).detach()
+    return _StraightThrough.apply(x, fused_fake_quantize(x.detach(), fmt, granularity, tie))
 
 
 def quantize(
     x: torch.Tensor,
     fmt: Format | str,
     granularity: Granularity = PerGroup(128),
-    tie: Tie = "even",
+    tie: Tie | Numerics = "even",
 ) -> QuantizedTensor:
     """Real quantization: the bit code of every element and the scales of every group."""
     _check_input(x)
-    fmt = get_format(fmt)
-    levels, scale, negative_scale, zero_point = _quantize_groups(as_groups(x, granularity), fmt, tie)
+    fmt, numerics = get_format(fmt), as_numerics(tie)
+    groups = as_groups(x, granularity)
     shape = scale_shape(x.shape, granularity)
+    if x.numel() == 0:
+        zeros = torch.zeros(shape, dtype=_work_dtype(x.dtype, numerics), device=x.device)
+        levels, scale = torch.zeros(x.shape, dtype=torch.float32, device=x.device), zeros
+        negative_scale = zeros if isinstance(fmt, DualFormat) else None
+        zero_point = zeros.float() if isinstance(fmt, IntFormat) and not fmt.symmetric else None
+    else:
+        levels, scale, negative_scale, zero_point = _quantize_groups(groups, fmt, numerics)
     return QuantizedTensor(
         codes=fmt.encode(levels).to(torch.uint8).reshape(x.shape),
         scale=scale.reshape(shape),
@@ -170,9 +256,12 @@ def quantize(
 
 def dequantize(q: QuantizedTensor) -> torch.Tensor:
     """The tensor ``q`` stands for, in its original dtype: equal, bit for bit, to fake_quantize."""
-    levels = as_groups(q.fmt.decode(q.codes).to(torch.float32), q.granularity)
+    if q.codes.numel() == 0:
+        return torch.empty(q.codes.shape, dtype=q.dtype, device=q.codes.device)
+    level_dtype = torch.float64 if q.scale.dtype == torch.float64 else torch.float32
+    levels = as_groups(q.fmt.decode(q.codes).to(level_dtype), q.granularity)
     rows = levels.shape[0]
     scale = q.scale.reshape(rows, 1)
     negative_scale = None if q.negative_scale is None else q.negative_scale.reshape(rows, 1)
     zero_point = None if q.zero_point is None else q.zero_point.reshape(rows, 1)
-    return _dequantize_groups(levels, scale, negative_scale, zero_point).to(q.dtype).reshape(q.codes.shape)
+    return _dequantize_groups(levels, scale, negative_scale, zero_point, q.dtype).reshape(q.codes.shape)
