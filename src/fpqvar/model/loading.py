@@ -24,6 +24,7 @@ from .vqvae import VQVAE
 
 CONFIG_METADATA_KEY = "fpqvar_config"
 RECIPE_METADATA_KEY = "fpqvar_recipe"  # a quantized VAR: rebuilt by fpqvar.methods before its tensors load
+PACKED_METADATA_KEY = "fpqvar_packed"  # a packed quantized VAR (4-bit codes + scales): read by fpqvar.lowbit
 
 
 class CheckpointMismatchError(ValueError):
@@ -155,6 +156,10 @@ def load_var(path: str | pathlib.Path, config: VARConfig | None = None, device: 
     """A VAR from `var_d*.pth` (official) or `.safetensors`, in float32; the configuration is read off the keys
     unless given."""
     path = pathlib.Path(path)
+    if path.is_file() and PACKED_METADATA_KEY in _metadata(path):  # hook until the dispatching loader (fpqvar.loading) takes it
+        from ..lowbit.checkpoint import load_packed_var
+
+        return load_packed_var(path, device=device)
     state = _as_float32(load_state_dict(path, device))
     config = config or config_from_metadata(path, VARConfig)
     recipe = _metadata(path).get(RECIPE_METADATA_KEY)
