@@ -23,14 +23,17 @@ from _report import median_seconds, print_profile, write_result
 
 from fpqvar.formats import get_format
 from fpqvar.lowbit import pack_nibbles, to_lowbit
+from fpqvar.lowbit.codes import decode_codes, quantize_tensor
 from fpqvar.lowbit.kernels import group_scaled_gemm, quantize_activation
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, VQVAE, VARConfig
 from fpqvar.model.precision import cast_linear_weights
-from fpqvar.quant import PerGroup, fused_fake_quantize, quantize
+from fpqvar.quant import PerGroup, fake_quantize, fused_fake_quantize
 
 D30_LINEARS = {"mat_qkv": (1920, 5760), "proj": (1920, 1920), "fc1": (1920, 7680), "fc2": (7680, 1920)}
-PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) tried for the packed-weight GEMM
+SMALL_M_CONFIGS = ((16, 64, 4, 4), (16, 128, 4, 4), (32, 128, 4, 3), (64, 128, 4, 3), (64, 64, 4, 4))
+LARGE_M_CONFIGS = ((128, 128, 8, 3), (128, 256, 8, 3), (128, 128, 4, 4), (64, 128, 4, 4), (128, 64, 4, 4))
 
 
 def bench(fn) -> float:
@@ -58,7 +61,7 @@ def correctness_record() -> dict:
             ours = torch.where(pos > 0, pos * sp, neg * sn).to(torch.bfloat16)
         else:
             ours = (codes[:m].float() * scales[:m].repeat_interleave(128, 1)).to(torch.bfloat16)
-        eager = quantize(x, f, PerGroup(128)).dequantize()
+        eager = fake_quantize(x, f, PerGroup(128))
         fused = fused_fake_quantize(x, f, PerGroup(128))
         record[fmt] = {"elements": x.numel(), "differ_from_eager_quantizer": int((ours != eager).sum()),
                        "differ_from_fused_quantizer": int((ours != fused).sum()),
@@ -72,9 +75,9 @@ def gemm_record() -> list[dict]:
     torch.manual_seed(0)
     for name, (K, N) in D30_LINEARS.items():
         w = torch.randn(N, K, device="cuda") * 0.02
-        q = quantize(w, "fp4_e2m1", PerGroup(128))
+        q = quantize_tensor(w, "fp4_e2m1", PerGroup(128))
         w_bf16 = w.to(torch.bfloat16)
-        w_fp8 = get_format("fp4_e2m1").decode(q.codes).float().to(torch.float8_e4m3fn)
+        w_fp8 = decode_codes(q.codes, get_format("fp4_e2m1")).to(torch.float8_e4m3fn)
         w_packed = pack_nibbles(q.codes)
         w_scales = q.scale.float().t().contiguous()
         fmt = "dfq_e1m2neg_e2m1pos" if name == "fc2" else "fp4_e2m1"
@@ -86,7 +89,11 @@ def gemm_record() -> list[dict]:
             row["bf16_ms"] = bench(lambda x=x, w_bf16=w_bf16: F.linear(x, w_bf16))
             row["act_quant_ms"] = bench(lambda x=x, fmt=fmt: quantize_activation(x, fmt))
             row["triton_fp8w_ms"] = bench(lambda: group_scaled_gemm(codes, scales, w_fp8, w_scales, M))
-            row["triton_packed_ms"] = bench(lambda: group_scaled_gemm(codes, scales, w_packed, w_scales, M, packed_b=True))
+            configs = SMALL_M_CONFIGS if M <= 64 else LARGE_M_CONFIGS
+            sweep = {str(c): bench(lambda c=c: group_scaled_gemm(codes, scales, w_packed, w_scales, M, packed_b=True, config=c))
+                     for c in configs}
+            row["triton_packed_ms"], row["triton_packed_sweep_ms"] = min(sweep.values()), sweep
+            row["triton_packed_best_config"] = min(sweep, key=sweep.get)
             if fmt == "fp4_e2m1":  # the library's blockwise FP8 GEMM (1x128 scales on both operands)
                 try:
                     sb = w_scales.contiguous()
@@ -111,9 +118,12 @@ def activation_bandwidth() -> dict:
     copy_ms = bench(lambda: x.clone())
     out["copy_gb_per_s"] = round(2 * x.numel() * 2 / copy_ms / 1e6, 1)
     for fmt, width in (("fp4_e2m1", K), ("dfq_e1m2neg_e2m1pos", 2 * K)):
-        ms = bench(lambda fmt=fmt: quantize_activation(x, fmt))
         moved = x.numel() * 2 + M * width + M * width // 128 * 4
-        out[fmt] = {"ms": round(ms, 4), "gb_per_s": round(moved / ms / 1e6, 1)}
+        sweep = {f"block_m={bm},warps={w}": bench(lambda fmt=fmt, bm=bm, w=w: quantize_activation(x, fmt, block_m=bm, num_warps=w))
+                 for bm in (16, 32, 64, 128) for w in (2, 4, 8)}
+        ms = min(sweep.values())
+        out[fmt] = {"ms": round(ms, 4), "gb_per_s": round(moved / ms / 1e6, 1), "best": min(sweep, key=sweep.get),
+                    "sweep_ms": {k: round(v, 4) for k, v in sweep.items()}}
         out[fmt]["vs_copy"] = round(out[fmt]["gb_per_s"] / out["copy_gb_per_s"], 3)
     r = torch.randn(128, 128, device="cuda").to(torch.bfloat16)
     xf = torch.randn(M, 1920, device="cuda")

@@ -16,6 +16,7 @@ from fpqvar.lowbit import (
     save_packed,
     unpack_nibbles,
 )
+from fpqvar.lowbit.codes import decode_codes, quantize_tensor
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, released_var_config
 from fpqvar.model.loading import load_var, save_safetensors
@@ -183,8 +184,8 @@ def test_activation_kernel_codes_and_scales_equal_the_fake_quantizer(fmt, inputs
     x = x.cuda()
     f = get_format(fmt)
     codes, scales = quantize_activation(x, fmt)
-    q = quantize(x, f, PerGroup(128))  # eager, on the GPU: the quantizer's own arithmetic
-    levels = f.decode(q.codes).float()
+    q = quantize_tensor(x, f, PerGroup(128))  # eager, on the GPU: the quantizer's own arithmetic
+    levels = decode_codes(q.codes, f)
     m = x.shape[0]
     neg, pos = _kernel_levels(codes, m, isinstance(f, DualFormat))
     if pos is None:
@@ -215,8 +216,8 @@ def test_activation_kernel_with_fused_ght_matches_rotation_then_quantizer():
     codes, scales = quantize_activation(x, "fp4_e2m1", r.to(torch.bfloat16))
     with torch.autocast("cuda", dtype=torch.bfloat16):
         rotated = (x.reshape(300, 15, 128) @ r).reshape(300, 1920)
-    q = quantize(rotated, "fp4_e2m1", PerGroup(128))
-    levels = get_format("fp4_e2m1").decode(q.codes).float()
+    q = quantize_tensor(rotated, "fp4_e2m1", PerGroup(128))
+    levels = decode_codes(q.codes, get_format("fp4_e2m1"))
     mismatched = (codes[:300].float() != levels).float().mean().item()
     # tl.dot and cuBLAS may sum the 128 products in another order: a bf16 rotation output can differ by one
     # rounding, rarely; measured fraction printed for the record
@@ -227,10 +228,10 @@ def test_activation_kernel_with_fused_ght_matches_rotation_then_quantizer():
 def _dequantized_weight_and_kernel_operands(N, K, seed=0):
     torch.manual_seed(seed)
     w = torch.randn(N, K, device="cuda") * 0.02
-    q = quantize(w, "fp4_e2m1", PerGroup(128))
-    codes = q.codes
-    exact = get_format("fp4_e2m1").decode(codes).double() * q.scale.double().repeat_interleave(128, 1)
-    return exact, pack_nibbles(codes), get_format("fp4_e2m1").decode(codes).float().to(torch.float8_e4m3fn), q.scale.float().t().contiguous()
+    q = quantize_tensor(w, "fp4_e2m1", PerGroup(128))
+    levels = decode_codes(q.codes, get_format("fp4_e2m1"))
+    exact = levels.double() * q.scale.double().repeat_interleave(128, 1)
+    return exact, pack_nibbles(q.codes), levels.to(torch.float8_e4m3fn), q.scale.float().t().contiguous()
 
 
 @needs_cuda

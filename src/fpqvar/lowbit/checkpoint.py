@@ -34,7 +34,8 @@ from ..model.loading import (
     config_from_metadata,
 )
 from ..model.var import VAR
-from ..quant import PerGroup, QuantizedTensor, dequantize, quantize
+from ..quant import PerGroup, QuantizedTensor, dequantize
+from .codes import dequantize_tensor, quantize_tensor
 from .packing import pack_nibbles, unpack_nibbles
 
 PACKED_FORMAT_VERSION = 1
@@ -116,8 +117,8 @@ def quantize_layer_weight(layer: QuantizedLinear) -> QuantizedTensor:
     """The codes and scales of a layer's (already fake-quantized) weight, checked to dequantize to it exactly."""
     q = layer.weight_quant
     weight = layer.weight.detach()
-    packed = quantize(weight, q.fmt, q.granularity, layer.tie)
-    if not torch.equal(dequantize(packed), weight):
+    packed = quantize_tensor(weight, q.fmt, q.granularity, layer.tie)
+    if not torch.equal(dequantize_tensor(packed), weight):
         raise ValueError(
             f"re-quantizing a {tuple(weight.shape)} weight in {q.fmt} did not reproduce it exactly; was it "
             "cast to another dtype after quantization? Pack the model as quantize_model returned it"
@@ -198,8 +199,9 @@ def load_packed_var(path, *, device: str | torch.device = "cpu") -> VAR:
                          "load it with fpqvar.model.loading.load_var")
     from safetensors.torch import load_file
 
-    state = unpacked_state_dict(load_file(str(path), device=str(device)), json.loads(metadata[PACKED_METADATA_KEY]))
+    # unpacked on the CPU (the quantizer's code tables live there), then moved
+    state = unpacked_state_dict(load_file(str(path), device="cpu"), json.loads(metadata[PACKED_METADATA_KEY]))
     # high-precision tensors stored in half precision load widened to float32, as every checkpoint does
-    state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+    state = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v).to(device) for k, v in state.items()}
     config = config_from_metadata(path, VARConfig)
     return quantized_var_from_state_dict(state, config, json.loads(metadata[RECIPE_METADATA_KEY]), source=str(path))

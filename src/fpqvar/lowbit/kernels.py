@@ -218,7 +218,8 @@ def padded_rows(m: int) -> int:
     return max(16, -(-m // 16) * 16)
 
 
-def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None = None, *, block_m: int = 32):
+def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None = None, *, block_m: int = 32,
+                        num_warps: int = 4):
     """(M, K) activation -> (codes (M_pad, K') float8_e4m3fn, scales (M_pad, K' / 128) float32 column-major),
     K' = K, or 2K for a dual format. Rows M..M_pad-1 are zero codes. ``rotation``: the GHT block (128 x 128,
     bf16) applied to each group first. Quantization runs in bf16 when x or the rotation is bf16."""
@@ -238,13 +239,19 @@ def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None
     _activation_kernel[grid](
         x, x if rotation is None else rotation.contiguous(), codes, scales, M, M_pad, K, x.stride(0), codes.stride(0),
         HAS_ROTATION=rotation is not None, ROUND_BF16=x.dtype == torch.bfloat16 or rotation is not None,
-        BLOCK_M=block_m, num_warps=4, **constants,
+        BLOCK_M=block_m, num_warps=num_warps, **constants,
     )
     return codes, scales.t()
 
 
+def gemm_config(m: int) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages) by the number of rows (chosen from benchmarks/lowbit_sampling.py)."""
+    return (64, 128, 4, 3) if m <= 64 else (128, 128, 8, 3)
+
+
 def group_scaled_gemm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor, m: int,
-                      bias: torch.Tensor | None = None, *, packed_b: bool = False, out_dtype=torch.bfloat16) -> torch.Tensor:
+                      bias: torch.Tensor | None = None, *, packed_b: bool = False, out_dtype=torch.bfloat16,
+                      config: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """(m, N) = sum_g (A_g * sa_g)(B_g * sb_g)^T + bias, with A (M_pad, K) FP8 and its scales from
     :func:`quantize_activation`, B (N, K) FP8 (or (N, K/2) packed E2M1 nibbles) and ``b_scales`` (K/128, N).
     An A of width 2K (a dual format's two parts per group) multiplies the same B twice, once per part."""
@@ -256,12 +263,11 @@ def group_scaled_gemm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, 
         raise ValueError(f"shapes do not fit: A {tuple(a.shape)}, B {tuple(b.shape)} (packed={packed_b}), "
                          f"B scales {tuple(b_scales.shape)}")
     out = torch.empty((m, N), dtype=out_dtype, device=a.device)
-    block_m = 64 if m <= 64 else 128
-    block_n = 128
+    block_m, block_n, num_warps, num_stages = config or gemm_config(m)
     grid = (triton.cdiv(m, block_m) * triton.cdiv(N, block_n),)
     _gemm_kernel[grid](
         a, b, a_scales.t(), b_scales, a if bias is None else bias, out, m, N, K, M_pad, a.stride(0), b.stride(0),
         out.stride(0), HAS_BIAS=bias is not None, PACKED_B=packed_b, DUAL_A=width == 2 * K, BLOCK_M=block_m, BLOCK_N=block_n, GROUP_M=8,
-        num_warps=8 if block_m == 128 else 4, num_stages=3,
+        num_warps=num_warps, num_stages=num_stages,
     )
     return out

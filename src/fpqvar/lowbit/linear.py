@@ -15,6 +15,7 @@ from ..methods.layers import QuantizedLinear
 from ..model.hooks import replace_module
 from ..quant import PerGroup
 from .checkpoint import packable_weight, quantize_layer_weight
+from .codes import decode_codes
 from .kernels import GROUP, group_scaled_gemm, quantize_activation, require_triton, supported_activation_format
 from .packing import pack_nibbles
 
@@ -59,7 +60,7 @@ class LowBitLinear(nn.Module):
         if self.packed:
             weight = pack_nibbles(q.codes)
         else:
-            weight = weight_format.decode(q.codes).to(torch.float32).to(torch.float8_e4m3fn)
+            weight = decode_codes(q.codes, weight_format).to(torch.float8_e4m3fn)
         self.register_buffer("weight_codes", weight.contiguous())
         self.register_buffer("weight_scales", q.scale.float().t().contiguous())  # (K / 128, N)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
