@@ -111,6 +111,20 @@ def test_packed_checkpoint_is_refused_for_unquantized_or_unpackable_models(tmp_p
         load_packed_var(tmp_path / "fake.safetensors")
 
 
+@pytest.mark.parametrize("fmt", ["fp4_e2m1", "fp4_e1m2", "fp4_e3m0"])
+def test_codes_are_recovered_exactly_from_fake_quantized_weights(fmt):
+    from fpqvar.lowbit.codes import dequantize_tensor, recover_codes
+
+    w = torch.randn(256, 512) * 0.02
+    w[3, :128] = 0  # an all-zero group
+    fake = fake_quantize(w, fmt, PerGroup(128))
+    q = recover_codes(fake, fmt, 128)
+    assert torch.equal(dequantize_tensor(q), fake)
+    assert torch.equal(q.codes, quantize(w, fmt, PerGroup(128)).codes.to(torch.uint8))
+    with pytest.raises(ValueError, match="groups"):
+        recover_codes(w, fmt, 128)  # not fake-quantized: refused, never silently rounded
+
+
 def test_d30_fp4_fpqvar_packed_size_from_a_meta_model():
     with torch.device("meta"):
         var = VAR(released_var_config("d30"))
@@ -236,10 +250,10 @@ def _dequantized_weight_and_kernel_operands(N, K, seed=0):
 
 @needs_cuda
 @pytest.mark.parametrize("shape", [(2, 1920, 5760), (333, 1920, 7680), (1024, 7680, 1920)])
-@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("gemm", ["triton_packed", "triton_fp8", "scaled_mm"])
 @pytest.mark.parametrize("fmt", ["fp4_e2m1", "dfq_e1m2neg_e2m1pos"])
-def test_group_scaled_gemm_equals_the_float64_product_of_dequantized_operands(shape, packed, fmt):
-    from fpqvar.lowbit.kernels import group_scaled_gemm, quantize_activation
+def test_gemms_equal_the_float64_product_of_dequantized_operands(shape, gemm, fmt):
+    from fpqvar.lowbit.kernels import blockwise_scaled_mm, group_scaled_gemm, quantize_activation, repeat_groups
 
     M, K, N = shape
     exact_w, w_packed, w_fp8, w_scales = _dequantized_weight_and_kernel_operands(N, K)
@@ -248,23 +262,27 @@ def test_group_scaled_gemm_equals_the_float64_product_of_dequantized_operands(sh
         x = torch.nn.functional.gelu(x.float(), approximate="tanh").to(torch.bfloat16)
     codes, scales = quantize_activation(x, fmt)
     bias = torch.randn(N, device="cuda")
-    out = group_scaled_gemm(codes, scales, w_packed if packed else w_fp8, w_scales, M, bias, packed_b=packed,
-                            out_dtype=torch.float32)
-    levels = codes[:M].double()
+    if gemm == "scaled_mm":
+        w, s = repeat_groups(w_fp8, w_scales) if fmt.startswith("dfq") else (w_fp8, w_scales)
+        out = blockwise_scaled_mm(codes, scales, w, s, M, bias, out_dtype=torch.float32)
+    else:
+        packed = gemm == "triton_packed"
+        out = group_scaled_gemm(codes, scales, w_packed if packed else w_fp8, w_scales, M, bias, packed_b=packed,
+                                out_dtype=torch.float32)
     s = scales[:M].double().repeat_interleave(128, 1)
-    a_exact = levels * s
+    a_exact = codes[:M].double() * s
     if a_exact.shape[1] == 2 * K:
         a_exact = a_exact.reshape(M, K // 128, 2, 128).sum(2).reshape(M, K)
     reference = a_exact @ exact_w.t() + bias.double()
     error = ((out.double() - reference).norm() / reference.norm()).item()
     worst = ((out.double() - reference).abs().max() / reference.abs().max()).item()
-    print(f"gemm {shape} {fmt} packed={packed}: relative error {error:.2e}, worst element / max {worst:.2e}")
-    assert error < 1e-5 and worst < 1e-4  # float32 output: only FP8-tensor-core accumulation error remains
+    print(f"gemm {shape} {fmt} {gemm}: relative error {error:.2e}, worst element / max {worst:.2e}")
+    assert error < 1e-5 and worst < 1e-4  # float32 output: only the tensor cores' accumulation error remains
 
 
 @needs_cuda
-@pytest.mark.parametrize("recipe", ["fp4_fpqvar", "fp4_baseline"])
-def test_lowbit_model_logits_close_to_fake_on_a_d16_shaped_model(recipe):
+@pytest.mark.parametrize("recipe,gemm", [("fp4_fpqvar", "scaled_mm"), ("fp4_fpqvar", "triton"), ("fp4_baseline", "scaled_mm")])
+def test_lowbit_model_logits_close_to_fake_on_a_d16_shaped_model(recipe, gemm):
     from fpqvar.lowbit import to_lowbit
     from fpqvar.model import VARConfig
 
@@ -279,8 +297,8 @@ def test_lowbit_model_logits_close_to_fake_on_a_d16_shaped_model(recipe):
     x = torch.randn(2, var.config.num_tokens - 1, var.Cvae, device="cuda")
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         fake = var(labels, x)
-        assert to_lowbit(var) == {}
+        assert to_lowbit(var, gemm=gemm) == {}
         low = var(labels, x)
     error = ((low - fake).norm() / fake.norm()).item()
-    print(f"d16 {recipe}: low-bit vs fake logits relative error {error:.2e}")
+    print(f"d16 {recipe} {gemm}: low-bit vs fake logits relative error {error:.2e}")
     assert error < 2e-2

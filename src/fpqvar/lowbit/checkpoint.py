@@ -35,7 +35,7 @@ from ..model.loading import (
 )
 from ..model.var import VAR
 from ..quant import PerGroup, QuantizedTensor, dequantize
-from .codes import dequantize_tensor, quantize_tensor
+from .codes import dequantize_tensor, quantize_tensor, recover_codes
 from .packing import pack_nibbles, unpack_nibbles
 
 PACKED_FORMAT_VERSION = 1
@@ -117,7 +117,10 @@ def quantize_layer_weight(layer: QuantizedLinear) -> QuantizedTensor:
     """The codes and scales of a layer's (already fake-quantized) weight, checked to dequantize to it exactly."""
     q = layer.weight_quant
     weight = layer.weight.detach()
-    packed = quantize_tensor(weight, q.fmt, q.granularity, layer.tie)
+    if isinstance(get_format(q.fmt), FloatFormat):
+        packed = recover_codes(weight, q.fmt, q.granularity.group_size, layer.tie)
+    else:  # dual weight formats: quantizing again (exact where the scale divisions reproduce, checked below)
+        packed = quantize_tensor(weight, q.fmt, q.granularity, layer.tie)
     if not torch.equal(dequantize_tensor(packed), weight):
         raise ValueError(
             f"re-quantizing a {tuple(weight.shape)} weight in {q.fmt} did not reproduce it exactly; was it "

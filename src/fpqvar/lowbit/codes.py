@@ -9,8 +9,8 @@ import dataclasses
 
 import torch
 
-from ..formats import Format, get_format
-from ..quant import Granularity, PerGroup, QuantizedTensor, Tie, as_groups, quantize, scale_shape
+from ..formats import FloatFormat, Format, get_format
+from ..quant import Granularity, PerGroup, QuantizedTensor, Tie, as_groups, quantize, round_to_format, scale_shape
 from ..quant.quantize import _quantize_groups  # the quantizer's scale and rounding rules, not a copy of them
 
 
@@ -53,3 +53,34 @@ def dequantize_tensor(q: QuantizedTensor) -> torch.Tensor:
     cpu = dataclasses.replace(q, **{f.name: getattr(q, f.name).cpu() for f in dataclasses.fields(q)
                                     if isinstance(getattr(q, f.name), torch.Tensor)})
     return cpu.dequantize().to(q.codes.device)
+
+
+def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: Tie = "even") -> QuantizedTensor:
+    """Codes and scales of an already fake-quantized tensor (a quantized layer's weight), exact on any device.
+
+    Quantizing ``fake`` again need not give back its scale: max|fake| = RN(max_value * s), and RN(that / max_value)
+    (or times fp32(1 / max_value), as CUDA kernels compute a division by a scalar) can land one ulp off s. The
+    true s lies within about one ulp of max|fake| / max_value, so each group tries that quotient and its float32
+    neighbours and keeps the first whose codes dequantize (levels * s in float32, as ``dequantize``) back to
+    ``fake`` bit for bit. A group no candidate reproduces is an error (the tensor was not fake-quantized so).
+    """
+    fmt = get_format(fmt)
+    if not isinstance(fmt, FloatFormat):
+        raise ValueError(f"recover_codes takes a single-scale float format, not {fmt.name}")
+    rows = as_groups(fake, PerGroup(group_size)).float()
+    base = rows.abs().amax(-1, keepdim=True) / torch.tensor(fmt.max_value, device=rows.device)  # IEEE division
+    found = torch.zeros_like(base, dtype=torch.bool)
+    scale, levels = torch.zeros_like(base), torch.zeros_like(rows)
+    candidates = [base, torch.nextafter(base, base.new_tensor(0.0)), torch.nextafter(base, base.new_tensor(float("inf")))]
+    for _ in range(2):  # and one more ulp either side
+        candidates += [torch.nextafter(candidates[-2], base.new_tensor(0.0)), torch.nextafter(candidates[-1], base.new_tensor(float("inf")))]
+    for s in candidates:
+        trial = round_to_format(rows / s, fmt, tie)
+        ok = ((trial * s).to(fake.dtype).float() == rows).all(-1, keepdim=True) & ~found
+        scale, levels, found = torch.where(ok, s, scale), torch.where(ok, trial, levels), found | ok
+    if not bool(found.all()):
+        raise ValueError(f"{int((~found).sum())} groups of a {tuple(fake.shape)} tensor are not {fmt.name} codes times one "
+                         "scale; was it fake-quantized with another format or cast after quantization?")
+    shape = scale_shape(fake.shape, PerGroup(group_size))
+    return QuantizedTensor(codes=encode_levels(levels, fmt).reshape(fake.shape), scale=scale.to(fake.dtype).reshape(shape),
+                           fmt=fmt, granularity=PerGroup(group_size), dtype=fake.dtype)

@@ -271,3 +271,21 @@ def group_scaled_gemm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, 
         num_warps=num_warps, num_stages=num_stages,
     )
     return out
+
+
+def blockwise_scaled_mm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor, m: int,
+                        bias: torch.Tensor | None = None, *, out_dtype=torch.bfloat16) -> torch.Tensor:
+    """The same product through PyTorch's FP8 GEMM with 1x128 block scales on both operands (SM90, CUDA >= 12.9):
+    A (M_pad, K) FP8 with scales (M_pad, K / 128) column-major, as :func:`quantize_activation` returns them;
+    B (N, K) FP8 row-major with scales (K / 128, N). A dual format's A (width 2K) needs B with each group
+    repeated ([W_g, W_g]) and its scales likewise (:func:`repeat_groups`)."""
+    out = torch._scaled_mm(a, b.t(), scale_a=a_scales, scale_b=b_scales, out_dtype=out_dtype)[:m]
+    return out if bias is None else out + bias.to(out_dtype)
+
+
+def repeat_groups(weight: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) weight and (K / 128, N) scales -> (N, 2K) and (2K / 128, N) with every group twice in a row, the
+    layout that meets a dual-format activation's [non-positive part, positive part] per group."""
+    N, K = weight.shape
+    doubled = weight.reshape(N, K // GROUP, 1, GROUP).expand(N, K // GROUP, 2, GROUP).reshape(N, 2 * K)
+    return doubled.contiguous(), scales.repeat_interleave(2, dim=0).contiguous()

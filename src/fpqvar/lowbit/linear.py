@@ -10,16 +10,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..formats import FloatFormat, get_format
+from ..formats import DualFormat, FloatFormat, get_format
 from ..methods.layers import QuantizedLinear
 from ..model.hooks import replace_module
 from ..quant import PerGroup
 from .checkpoint import packable_weight, quantize_layer_weight
 from .codes import decode_codes
-from .kernels import GROUP, group_scaled_gemm, quantize_activation, require_triton, supported_activation_format
+from .kernels import (
+    GROUP,
+    blockwise_scaled_mm,
+    group_scaled_gemm,
+    quantize_activation,
+    repeat_groups,
+    require_triton,
+    supported_activation_format,
+)
 from .packing import pack_nibbles
 
 BACKENDS = ("fake", "lowbit")
+GEMMS = ("scaled_mm", "triton")  # torch._scaled_mm blockwise (default: fastest measured), or fpqvar's Triton GEMM
 
 
 def lowbit_blocker(layer: QuantizedLinear) -> str | None:
@@ -46,23 +55,28 @@ class LowBitLinear(nn.Module):
 
     graph_capturable = True  # fixed kernels for fixed shapes, nothing read back on the host
 
-    def __init__(self, layer: QuantizedLinear, *, pack_e2m1: bool = True):
+    def __init__(self, layer: QuantizedLinear, *, gemm: str = "scaled_mm", pack_e2m1: bool = True):
         super().__init__()
         blocker = lowbit_blocker(layer)
         if blocker is not None:
             raise ValueError(f"this layer cannot run low-bit: {blocker}")
+        if gemm not in GEMMS:
+            raise ValueError(f"gemm must be one of {GEMMS}, got {gemm!r}")
         require_triton()
-        self.in_features, self.out_features = layer.in_features, layer.out_features
+        self.in_features, self.out_features, self.gemm = layer.in_features, layer.out_features, gemm
         self.input_format = get_format(layer.input_quant.fmt).name
         weight_format = get_format(layer.weight_quant.fmt)
         q = quantize_layer_weight(layer)
-        self.packed = pack_e2m1 and weight_format.name == "fp4_e2m1"
+        scales = q.scale.float().t().contiguous()  # (K / 128, N)
+        self.packed = gemm == "triton" and pack_e2m1 and weight_format.name == "fp4_e2m1"
         if self.packed:
             weight = pack_nibbles(q.codes)
         else:
             weight = decode_codes(q.codes, weight_format).to(torch.float8_e4m3fn)
+            if gemm == "scaled_mm" and isinstance(get_format(self.input_format), DualFormat):
+                weight, scales = repeat_groups(weight, scales)  # DFQ as one GEMM over a doubled K
         self.register_buffer("weight_codes", weight.contiguous())
-        self.register_buffer("weight_scales", q.scale.float().t().contiguous())  # (K / 128, N)
+        self.register_buffer("weight_scales", scales)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
         self.transform = layer.transform
         rotation = None if self.transform is None else self.transform.rotation
@@ -85,16 +99,20 @@ class LowBitLinear(nn.Module):
                 x = self.transform(x)
         codes, scales = quantize_activation(x, self.input_format, rotation)
         out_dtype = torch.bfloat16 if autocast_bf16 else x.dtype
-        out = group_scaled_gemm(codes, scales, self.weight_codes, self.weight_scales, x.shape[0], self.bias,
-                                packed_b=self.packed, out_dtype=out_dtype)
+        if self.gemm == "scaled_mm":
+            out = blockwise_scaled_mm(codes, scales, self.weight_codes, self.weight_scales, x.shape[0], self.bias,
+                                      out_dtype=out_dtype)
+        else:
+            out = group_scaled_gemm(codes, scales, self.weight_codes, self.weight_scales, x.shape[0], self.bias,
+                                    packed_b=self.packed, out_dtype=out_dtype)
         return out.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_features}, out={self.out_features}, input={self.input_format}, "
-                f"weight={'packed e2m1' if self.packed else 'e4m3 bytes'}, fused_ght={self.fusable_rotation}")
+                f"gemm={self.gemm}, weight={'packed e2m1' if self.packed else 'e4m3 bytes'}, fused_ght={self.fusable_rotation}")
 
 
-def to_lowbit(var: nn.Module, *, pack_e2m1: bool = True) -> dict[str, str]:
+def to_lowbit(var: nn.Module, *, gemm: str = "scaled_mm", pack_e2m1: bool = True) -> dict[str, str]:
     """Swap (in place) every quantized linear the kernels cover for a LowBitLinear. Returns the layers left
     fake-quantized, with the reason. The model must be on a CUDA device."""
     require_triton()
@@ -105,7 +123,7 @@ def to_lowbit(var: nn.Module, *, pack_e2m1: bool = True) -> dict[str, str]:
         if isinstance(module, QuantizedLinear):
             blocker = lowbit_blocker(module)
             if blocker is None:
-                replace_module(var, name, LowBitLinear(module, pack_e2m1=pack_e2m1))
+                replace_module(var, name, LowBitLinear(module, gemm=gemm, pack_e2m1=pack_e2m1))
             else:
                 left[name] = blocker
     return left
