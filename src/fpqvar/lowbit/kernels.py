@@ -218,11 +218,12 @@ def padded_rows(m: int) -> int:
     return max(16, -(-m // 16) * 16)
 
 
-def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None = None, *, block_m: int = 32,
-                        num_warps: int = 4):
+def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None = None, *, block_m: int = 16,
+                        num_warps: int | None = None):
     """(M, K) activation -> (codes (M_pad, K') float8_e4m3fn, scales (M_pad, K' / 128) float32 column-major),
     K' = K, or 2K for a dual format. Rows M..M_pad-1 are zero codes. ``rotation``: the GHT block (128 x 128,
-    bf16) applied to each group first. Quantization runs in bf16 when x or the rotation is bf16."""
+    bf16) applied to each group first. Quantization runs in bf16 when x or the rotation is bf16. The default
+    tile (16 rows, 4 warps; 8 for dual formats) was the fastest of the benchmark's sweep at the FC2 shape."""
     require_triton()
     if x.ndim != 2 or x.shape[1] % GROUP:
         raise ValueError(f"expected a (M, K) activation with K divisible by {GROUP}, got {tuple(x.shape)}")
@@ -239,14 +240,17 @@ def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None
     _activation_kernel[grid](
         x, x if rotation is None else rotation.contiguous(), codes, scales, M, M_pad, K, x.stride(0), codes.stride(0),
         HAS_ROTATION=rotation is not None, ROUND_BF16=x.dtype == torch.bfloat16 or rotation is not None,
-        BLOCK_M=block_m, num_warps=num_warps, **constants,
+        BLOCK_M=block_m, num_warps=num_warps or (8 if constants["DUAL"] else 4), **constants,
     )
     return codes, scales.t()
 
 
-def gemm_config(m: int) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps, num_stages) by the number of rows (chosen from benchmarks/lowbit_sampling.py)."""
-    return (64, 128, 4, 3) if m <= 64 else (128, 128, 8, 3)
+def gemm_config(m: int, dual: bool) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages): the fastest of benchmarks/lowbit_sampling.py's sweep at d30
+    shapes on an H200 (results/lowbit_kernels_cuda.json)."""
+    if m <= 64:
+        return (16, 64, 4, 4)
+    return (128, 128, 8, 3) if dual else (128, 64, 4, 4)
 
 
 def group_scaled_gemm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor, m: int,
@@ -263,7 +267,7 @@ def group_scaled_gemm(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, 
         raise ValueError(f"shapes do not fit: A {tuple(a.shape)}, B {tuple(b.shape)} (packed={packed_b}), "
                          f"B scales {tuple(b_scales.shape)}")
     out = torch.empty((m, N), dtype=out_dtype, device=a.device)
-    block_m, block_n, num_warps, num_stages = config or gemm_config(m)
+    block_m, block_n, num_warps, num_stages = config or gemm_config(m, width == 2 * K)
     grid = (triton.cdiv(m, block_m) * triton.cdiv(N, block_n),)
     _gemm_kernel[grid](
         a, b, a_scales.t(), b_scales, a if bias is None else bias, out, m, N, K, M_pad, a.stride(0), b.stride(0),
