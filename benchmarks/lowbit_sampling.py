@@ -243,7 +243,7 @@ def main() -> None:
         "sampling": lambda: sampling_rows(args.depths, args.batches, args.profile),
         "gemm": gemm_record,
     }
-    sections = {name: section for name, section in sections.items() if name in args.sections}
+    sections = {name: sections[name] for name in args.sections}  # in the order asked
     for name, section in sections.items():
         try:
             payload[name] = section()
