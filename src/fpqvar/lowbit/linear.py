@@ -48,9 +48,11 @@ def lowbit_blocker(layer: QuantizedLinear) -> str | None:
 class LowBitLinear(nn.Module):
     """y = dequant(Q(T(x))) dequant(W)^T + b computed as FP8 tensor-core dots of the codes, scaled per group.
 
-    Weights: E2M1 codes packed two per byte (decoded to E4M3 inside the GEMM), other FP4 formats as E4M3
-    bytes; scales float32 (K / 128, N). Activations: one Triton pass (GHT fused when T is a 128-point GHT and
-    autocast is bf16, as the fake path's rotation runs) -> E4M3 codes + float32 scales.
+    Activations: one Triton pass (GHT fused when T is a 128-point GHT and autocast is bf16, as the fake path's
+    rotation runs) -> E4M3 codes + float32 scales. ``gemm="scaled_mm"`` (default, the fastest measured):
+    weights as E4M3 bytes through ``torch._scaled_mm`` with 1x128 block scales, a DFQ input as one GEMM over a
+    doubled K. ``gemm="triton"``: fpqvar's group-scaled GEMM, reading E2M1 weights packed two per byte
+    (``pack_e2m1``) and multiplying one weight tile by both DFQ parts. Weight scales float32 (K / 128, N).
     """
 
     graph_capturable = True  # fixed kernels for fixed shapes, nothing read back on the host
