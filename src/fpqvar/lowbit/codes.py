@@ -69,17 +69,21 @@ def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: T
         raise ValueError(f"recover_codes takes a single-scale float format, not {fmt.name}")
     rows = as_groups(fake, PerGroup(group_size)).float()
     base = rows.abs().amax(-1, keepdim=True) / torch.tensor(fmt.max_value, device=rows.device)  # IEEE division
-    found = torch.zeros_like(base, dtype=torch.bool)
     scale, levels = torch.zeros_like(base), torch.zeros_like(rows)
     candidates = [base, torch.nextafter(base, base.new_tensor(0.0)), torch.nextafter(base, base.new_tensor(float("inf")))]
     for _ in range(2):  # and one more ulp either side
         candidates += [torch.nextafter(candidates[-2], base.new_tensor(0.0)), torch.nextafter(candidates[-1], base.new_tensor(float("inf")))]
-    for s in candidates:
-        trial = round_to_format(rows / s, fmt, tie)
-        ok = ((trial * s).to(fake.dtype).float() == rows).all(-1, keepdim=True) & ~found
-        scale, levels, found = torch.where(ok, s, scale), torch.where(ok, trial, levels), found | ok
-    if not bool(found.all()):
-        raise ValueError(f"{int((~found).sum())} groups of a {tuple(fake.shape)} tensor are not {fmt.name} codes times one "
+    pending = torch.arange(rows.shape[0], device=rows.device)  # groups without a scale yet: usually none after the first
+    for candidate in candidates:
+        if not pending.numel():
+            break
+        group, s = rows[pending], candidate[pending]
+        trial = round_to_format(group / s, fmt, tie)
+        ok = ((trial * s).to(fake.dtype).float() == group).all(-1)
+        scale[pending[ok]], levels[pending[ok]] = s[ok], trial[ok]
+        pending = pending[~ok]
+    if pending.numel():
+        raise ValueError(f"{pending.numel()} groups of a {tuple(fake.shape)} tensor are not {fmt.name} codes times one "
                          "scale; was it fake-quantized with another format or cast after quantization?")
     shape = scale_shape(fake.shape, PerGroup(group_size))
     return QuantizedTensor(codes=encode_levels(levels, fmt).reshape(fake.shape), scale=scale.to(fake.dtype).reshape(shape),
