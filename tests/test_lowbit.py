@@ -154,10 +154,11 @@ def test_cli_quantize_packed_then_sample_fake(tmp_path):
     assert main(["sample", "--var", str(tmp_path / "q.safetensors"), "--vae", str(tmp_path / "vae.safetensors"),
                  "--out", str(tmp_path / "s"), "--classes", "0", "--per-class", "1", "--batch-size", "1",
                  "--dtype", "fp32", "--device", "cpu", "--quiet", "--backend", "fake"]) == 0
-    if not CUDA:
-        assert main(["sample", "--var", str(tmp_path / "q.safetensors"), "--vae", str(tmp_path / "vae.safetensors"),
-                     "--out", str(tmp_path / "s2"), "--classes", "0", "--per-class", "1", "--batch-size", "1",
-                     "--dtype", "fp32", "--device", "cpu", "--quiet", "--backend", "lowbit"]) == 2
+    lowbit = ["sample", "--var", str(tmp_path / "q.safetensors"), "--vae", str(tmp_path / "vae.safetensors"),
+              "--out", str(tmp_path / "s2"), "--classes", "0", "--per-class", "1", "--batch-size", "1", "--quiet",
+              "--backend", "lowbit"]
+    assert main([*lowbit, "--dtype", "fp16"]) == 2  # the kernels emulate bf16 (or fp32) quantizer arithmetic only
+    assert main([*lowbit, "--dtype", "bf16", "--device", "cpu"]) == 2  # needs a CUDA GPU (and Triton): refused
 
 
 # ---------------------------------------------------------------- CUDA: kernels against the fake quantizer

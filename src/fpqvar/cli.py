@@ -61,6 +61,8 @@ def _sample(args: argparse.Namespace) -> int:
     from .distributed import finish_process, init_process
     from .generation import batches_for_rank, generate_batches, pack_npz, plan_batches
 
+    if args.backend == "lowbit" and args.dtype != "bf16":
+        raise ValueError("--backend lowbit runs under bf16 autocast: add --dtype bf16")
     process = init_process(args.device)
     var, vae = _load_var_and_vae(args, process.device)
     if args.backend != "fake":

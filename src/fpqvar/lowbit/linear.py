@@ -89,7 +89,11 @@ class LowBitLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, self.in_features)
-        autocast_bf16 = torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16
+        autocast = torch.is_autocast_enabled("cuda")
+        if autocast and torch.get_autocast_dtype("cuda") != torch.bfloat16:
+            # the fake quantizer would round scales and x / s to fp16 there; the kernel emulates bf16 and fp32 only
+            raise ValueError("the low-bit backend runs under bf16 autocast (or none); use --dtype bf16 / torch.bfloat16")
+        autocast_bf16 = autocast
         rotation = None
         if self.transform is not None:
             if self.fusable_rotation and autocast_bf16:
