@@ -24,6 +24,7 @@ from .errors import UserInputError
 
 CONFIG_METADATA_KEY = "fpqvar_config"
 RECIPE_METADATA_KEY = "fpqvar_recipe"  # a quantized VAR: only fpqvar.methods can rebuild its layers
+PACKED_METADATA_KEY = "fpqvar_packed"  # a packed quantized VAR (4-bit codes + scales): read by fpqvar.lowbit
 
 
 class CheckpointMismatchError(ValueError):

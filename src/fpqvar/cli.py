@@ -151,14 +151,24 @@ def _sample(args: argparse.Namespace) -> int:
     if npz.exists() and not args.force and not _packed_by_run(out, npz):
         raise UserInputError(f"--npz {npz} exists and was not packed by the run in {out}; "
                              "pass --force to overwrite it, or choose another --npz")
+    if args.backend == "lowbit" and args.dtype != "bf16":
+        raise UserInputError("--backend lowbit runs under bf16 autocast: add --dtype bf16")
     process = init_process(args.device)
     var, vae = _load_var_and_vae(args, process.device)
+    if args.backend != "fake":
+        from .lowbit import use_backend
+
+        left = use_backend(var, args.backend)
+        if left:
+            print(f"{len(left)} quantized layers stay fake-quantized (e.g. {next(iter(left))}: {next(iter(left.values()))})")
     batches = plan_batches(parse_classes(args.classes, var.num_classes), args.per_class, args.batch_size, args.seed)
     settings = {
         "var": str(args.var), "vae": str(args.vae), "classes": args.classes, "per_class": args.per_class,
         "batch_size": args.batch_size, "seed": args.seed, "cfg": args.cfg, "top_k": args.top_k, "top_p": args.top_p,
         "dtype": args.dtype,
     }
+    if args.backend != "fake":  # only then: manifests of earlier runs stay valid for resuming
+        settings["backend"] = args.backend
     manifest = out / RUN_MANIFEST
     if manifest.exists() and json.loads(manifest.read_text()) != settings:
         raise UserInputError(f"--out {out} holds a run with other settings ({manifest}); resume with the same ones or use another folder")
@@ -248,7 +258,15 @@ def _quantize(args: argparse.Namespace) -> int:
             lambdas = load_state_dict(args.lambdas)
         _check_lambda_shapes(lambdas, var)
     quantize_model(var, recipe, lambdas)
-    save_quantized(var, out)
+    if args.packed:
+        import torch
+
+        from .lowbit import save_packed
+
+        record = save_packed(var, out, high_precision_dtype=getattr(torch, DTYPES[args.high_precision] or "float32"))
+        print(f"packed {len(record['layers'])} layers as 4-bit codes; high precision: {len(record['high_precision'])} tensors")
+    else:
+        save_quantized(var, out)
     layers = sum(isinstance(m, QuantizedLinear) for m in var.modules())
     print(f"{recipe.name}: {layers} linear layers rewired; wrote {args.out}")
     print(recipe.to_json())
@@ -433,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-p", type=probability, default=0.96, help="in (0, 1]; 1: no top-p (default 0.96)")
     sample.add_argument("--dtype", choices=sorted(DTYPES), default="fp16", help="autocast dtype (default fp16, as the original)")
     sample.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    sample.add_argument("--backend", choices=["fake", "lowbit"], default="fake",
+                        help="quantized VARs: fake-quantized (reference, default) or real low-bit kernels (CUDA + Triton)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.add_argument("--force", action="store_true", help="overwrite an existing --npz that this run did not pack")
     sample.set_defaults(run=_sample)
@@ -447,6 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--tie", choices=["even", "up", "down"], help="rounding ties (released code: up)")
     quantize.add_argument("--galt-online", action="store_true", help="multiply lambda online (released code) instead of folding it")
     quantize.add_argument("--kv-past-only", action="store_true", help="quantize only past steps' K/V (released code)")
+    quantize.add_argument("--packed", action="store_true",
+                          help="store FP4 weights as 4-bit codes (two per byte) + per-group scales, about a quarter of the size")
+    quantize.add_argument("--high-precision", choices=sorted(DTYPES), default="fp32",
+                          help="with --packed: dtype of the tensors that stay high precision (default fp32: exact)")
     quantize.set_defaults(run=_quantize)
 
     galt = commands.add_parser("galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`")

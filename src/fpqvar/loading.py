@@ -2,7 +2,7 @@
 
 A spec is ``"embedded"`` (the committed embedded model, `data/embedded/`) or a path: an official `.pth`, a
 plain `.safetensors`, or a quantized `.safetensors` written by `fpqvar quantize` (its recipe is in the
-metadata). Plain files go to `fpqvar.model.loading`, quantized ones to `fpqvar.methods`, which rebuilds their
+metadata; `--packed` files hold 4-bit codes and go to `fpqvar.lowbit`). Plain files go to `fpqvar.model.loading`, quantized ones to `fpqvar.methods`, which rebuilds their
 quantized layers. Every model loads in float32 on ``device``.
 """
 
@@ -12,7 +12,8 @@ import os
 
 import torch
 
-from .checkpoints import RECIPE_METADATA_KEY, read_metadata
+from .checkpoints import PACKED_METADATA_KEY, RECIPE_METADATA_KEY, read_metadata
+from .lowbit import load_packed_var
 from .methods.apply import load_quantized_var
 from .model import VAR, VQVAE
 from .model import loading as plain
@@ -24,7 +25,10 @@ Spec = str | os.PathLike
 def load_var(spec: Spec, *, device: str | torch.device = "cpu") -> VAR:
     """The VAR of ``spec``, full-precision or quantized, as the file says."""
     path = resolve_checkpoint(spec, "var")
-    if RECIPE_METADATA_KEY in read_metadata(path):
+    metadata = read_metadata(path)
+    if PACKED_METADATA_KEY in metadata:
+        return load_packed_var(path, device=device)
+    if RECIPE_METADATA_KEY in metadata:
         return load_quantized_var(path, device=device)
     return plain.load_var(path, device=device)
 
