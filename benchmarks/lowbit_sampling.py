@@ -169,12 +169,11 @@ def logits_record(depth: int) -> dict:
 
 
 def embedded_logits() -> dict:
-    from fpqvar.model.loading import load_var
-    from fpqvar.paths import resolve_checkpoint
+    from fpqvar.loading import load_var
 
     out = {}
     for recipe_name in ("fp4_dfq_ght", "fp4_baseline"):
-        var = load_var(resolve_checkpoint("embedded", "var"), device="cuda")
+        var = load_var("embedded", device="cuda")
         quantize_model(var, get_recipe(recipe_name))
         torch.manual_seed(3)
         labels = torch.arange(8, device="cuda")

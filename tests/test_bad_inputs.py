@@ -25,11 +25,11 @@ from tiny_models import tiny_pair
 
 from fpqvar import cli
 from fpqvar.atomic import atomic_path, remove_leftovers, writable_target
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.errors import UserInputError
 from fpqvar.eval import load_images
 from fpqvar.generation import remove_partial_images
 from fpqvar.methods import get_recipe
-from fpqvar.checkpoints import save_safetensors
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 TINY_SAMPLE = ["--classes", "0-1", "--per-class", "2", "--batch-size", "2", "--device", "cpu", "--quiet"]

@@ -6,7 +6,9 @@ import pytest
 import torch
 from tiny_models import tiny_pair
 
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.formats import DualFormat, get_format
+from fpqvar.loading import load_var
 from fpqvar.lowbit import (
     HAVE_TRITON,
     load_packed_var,
@@ -19,7 +21,6 @@ from fpqvar.lowbit import (
 from fpqvar.lowbit.codes import decode_codes, quantize_tensor
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, released_var_config
-from fpqvar.model.loading import load_var, save_safetensors
 from fpqvar.quant import PerGroup, fake_quantize, quantize
 
 CUDA = torch.cuda.is_available() and HAVE_TRITON
@@ -66,7 +67,7 @@ def test_packed_checkpoint_reloads_to_the_same_logits(tmp_path, recipe):
     vae, var = _quantized_tiny(recipe)
     record = save_packed(var, tmp_path / "p.safetensors")
     assert len(record["layers"]) == 4 * len(var.blocks)  # mat_qkv, proj, fc1, fc2 of every block
-    reloaded = load_var(tmp_path / "p.safetensors")  # through the existing loader's hook
+    reloaded = load_var(tmp_path / "p.safetensors")  # the dispatching loader reads packed files
     a, b = var.state_dict(), reloaded.state_dict()
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     torch.manual_seed(1)

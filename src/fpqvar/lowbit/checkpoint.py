@@ -23,7 +23,13 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..atomic import atomic_path
-from ..checkpoints import CONFIG_METADATA_KEY, PACKED_METADATA_KEY, RECIPE_METADATA_KEY, config_from_metadata, read_metadata
+from ..checkpoints import (
+    CONFIG_METADATA_KEY,
+    PACKED_METADATA_KEY,
+    RECIPE_METADATA_KEY,
+    config_from_metadata,
+    read_metadata,
+)
 from ..formats import DualFormat, FloatFormat, get_format
 from ..methods.apply import quantized_var_from_state_dict
 from ..methods.layers import QuantizedLinear
@@ -60,7 +66,7 @@ def packable_weight(layer: QuantizedLinear) -> bool:
 
 def packed_layers(var: VAR) -> dict[str, PackedLayer]:
     """The layers of a quantized VAR whose weights a packed checkpoint stores as codes, by module name."""
-    if not hasattr(var, "recipe"):
+    if not var.is_quantized:
         raise ValueError("this VAR is not quantized; apply a recipe first (fpqvar.methods.quantize_model)")
     layers = {}
     for name, module in var.named_modules():
