@@ -39,7 +39,7 @@ def tests(session: nox.Session) -> None:
 def reproduce(session: nox.Session) -> None:
     """Run every notebook with papermill into book/notebooks/, then build the book.
 
-    Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p checkpoint var_d30.pth -p device cuda`.
+    Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p var var_d30.pth -p vae vae_ch160v4096z32.pth -p device cuda`.
     """
     _install(session, "notebooks,book", dataset=True)
     BOOK_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
