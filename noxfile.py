@@ -83,6 +83,14 @@ def notebooks(session: nox.Session) -> None:
 
 
 @nox.session
+def lab(session: nox.Session) -> None:
+    """JupyterLab on notebooks/ with jupytext: open a chapter's .py as a notebook; saving updates the .py and its
+    paired .ipynb. Then refresh the outputs nbval compares with `nox -s notebooks` (README, "Editing a chapter")."""
+    _install(session, "notebooks,lab", dataset=True)
+    session.run("jupyter", "lab", "--notebook-dir", str(ROOT), *session.posargs)
+
+
+@nox.session
 def embedded(session: nox.Session) -> None:
     """Re-create data/embedded/ (VQVAE, VAR d6, classifier; fp16 quality) with `fpqvar train` on a GPU.
 
