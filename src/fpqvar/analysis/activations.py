@@ -17,9 +17,11 @@ from ..model.hooks import block_linear_names
 from ..model.var import VAR
 from ..model.vqvae import VQVAE
 
-# The paper's bound of the FC2 input's dense part, "between -0.17 and 0": the minimum of GELU, rounded. VAR's FFN
-# uses the tanh form, whose minimum is -0.17004 (exact GELU: -0.16997), so a sliver of values lies below -0.17.
-GELU_MINIMUM = -0.17
+# The paper's "between -0.17 and 0" is GELU's negative range: its minimum, rounded. VAR's FFN uses the tanh form,
+# whose minimum is -0.170041 (exact GELU: -0.16997); counting from -0.17 exactly would put the values between
+# the two (GELU is flat there, so they are many) outside the range. The shares use the float32 minimum, rounded down.
+PAPER_FC2_BOUND = -0.17
+GELU_MINIMUM = -0.1700408
 
 
 def capture_layer_inputs(
