@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -43,8 +44,8 @@ import pathlib
 import pandas as pd
 
 from fpqvar.analysis import blockwise_quantization_mse, stand_in_weights
-from fpqvar.atomic import atomic_path
 from fpqvar.analysis.models import checkpoint_label, load_var_only
+from fpqvar.atomic import atomic_path
 from fpqvar.checkpoints import block_weights
 from fpqvar.figures.number_formats import blockwise_error, weight_histogram_with_levels
 from fpqvar.formats import FORMATS, FP4_E1M2, FP4_E2M1, FP4_E3M0, INT4, INT4_ASYM, code_table, describe

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -52,13 +53,13 @@ import pathlib
 import pandas as pd
 from IPython.display import display
 
+from fpqvar.analysis.models import describe_models, is_embedded, load_models
 from fpqvar.atomic import atomic_path
 from fpqvar.datasets import load_mnist
 from fpqvar.eval.classifier import load_classifier
 from fpqvar.eval.quality import classifier_accuracy, proxy_metrics, trusted_metrics
 from fpqvar.figures.embedded import image_grid, training_curves
 from fpqvar.generation import generate_arrays, plan_batches
-from fpqvar.analysis.models import describe_models, is_embedded, load_models
 from fpqvar.paths import embedded_dir, resolve_checkpoint
 from fpqvar.train.embedded import QUALITY_FILE, read_logs, read_manifest
 

@@ -10,22 +10,33 @@ import seaborn as sns
 import torch
 
 
-def distributions_with_levels(values: dict[str, torch.Tensor], levels: dict[str, dict[str, torch.Tensor]], title: str):
+def distributions_with_levels(values: dict[str, torch.Tensor], levels: dict[str, dict[str, torch.Tensor]], title: str,
+                              xlim: dict[str, tuple[float, float]] | None = None):
     """Fig. 3: one panel per layer input: a histogram of its values (log counts) and, below it, each
-    format's quantization levels (per-tensor absmax scale) as a row of ticks."""
-    fig, axes = plt.subplots(2, len(values), figsize=(5.2 * len(values), 4.6), squeeze=False,
+    format's quantization levels (per-tensor absmax scale) as a row of ticks. ``xlim`` zooms a panel (the
+    histogram then counts the values inside the window only)."""
+    xlim = xlim or {}
+    fig, axes = plt.subplots(2, len(values), figsize=(4.6 * len(values), 4.6), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1.3]}, sharex="col")
     for col, (panel, x) in enumerate(values.items()):
         hist, ticks = axes[0, col], axes[1, col]
-        sns.histplot(x.reshape(-1).float().numpy(), bins=200, ax=hist, log_scale=(False, True), element="step",
-                     color="tab:blue")
+        x = x.reshape(-1).float()
+        grids = levels[panel]
+        if panel in xlim:
+            low, high = xlim[panel]
+            x = x[(x >= low) & (x <= high)]
+            grids = {label: g[(g >= low) & (g <= high)] for label, g in grids.items()}
+            hist.set_xlim(low, high)
+        sns.histplot(x.numpy(), bins=200, ax=hist, log_scale=(False, True), element="step", fill=False, color="tab:blue")
         hist.set_title(panel, fontsize=10)
         hist.set_ylabel("count (log)")
-        for row, (label, grid) in enumerate(levels[panel].items()):
+        for row, (label, grid) in enumerate(grids.items()):
             ticks.scatter(grid.numpy(), np.full(len(grid), row), marker="|", s=160, label=label)
-        ticks.set_yticks(range(len(levels[panel])), list(levels[panel]), fontsize=8)
-        ticks.set_ylim(-0.7, len(levels[panel]) - 0.3)
+        ticks.set_yticks(range(len(grids)), list(grids), fontsize=8)
+        ticks.set_ylim(-0.7, len(grids) - 0.3)
         ticks.set_xlabel("input value")
+    for col in range(1, len(values)):
+        axes[1, col].tick_params(axis="y", labelleft=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
