@@ -39,7 +39,7 @@ def tests(session: nox.Session) -> None:
 def reproduce(session: nox.Session) -> None:
     """Run every notebook with papermill into book/notebooks/, then build the book.
 
-    Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p checkpoint var_d30.pth -p device cuda`.
+    Extra papermill parameters go after `--`, e.g. `nox -s reproduce -- -p var var_d30.pth -p vae vae_ch160v4096z32.pth -p device cuda`.
     """
     _install(session, "notebooks,book", dataset=True)
     BOOK_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
@@ -80,6 +80,14 @@ def notebooks(session: nox.Session) -> None:
     for name in NOTEBOOKS:
         session.run("jupytext", "--sync", f"notebooks/{name}.py")
         session.run("papermill", f"notebooks/{name}.ipynb", f"notebooks/{name}.ipynb", "--cwd", str(ROOT))
+
+
+@nox.session
+def lab(session: nox.Session) -> None:
+    """JupyterLab on notebooks/ with jupytext: open a chapter's .py as a notebook; saving updates the .py and its
+    paired .ipynb. Then refresh the outputs nbval compares with `nox -s notebooks` (README, "Editing a chapter")."""
+    _install(session, "notebooks,lab", dataset=True)
+    session.run("jupyter", "lab", "--notebook-dir", str(ROOT), *session.posargs)
 
 
 @nox.session

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -22,17 +23,20 @@
 # quantization error of that weight under INT4, E1M2, E2M1 and E3M0).
 #
 # **What is measured here.** Table I is computed from our format definitions and compared entry by
-# entry with the paper's table. Fig. 2 needs VAR weights: with `checkpoint` set (a `var_d30.pth` from the
-# official release, say) it uses the real `blocks.<i>.attn.mat_qkv.weight` tensors. Without one it uses
-# **stand-in weights**: synthetic heavy-tailed (Student-t) tensors of QKV shape, *not* VAR weights. The
-# paper's Fig. 2 is on VAR-d30, block 9.
+# entry with the paper's table. Fig. 2 needs VAR weights: by default the real `blocks.<i>.attn.mat_qkv.weight`
+# tensors of the embedded VAR (`var="embedded"`: depth 6, width 384, trained on MNIST); with `var` set to a
+# checkpoint (a `var_d30.pth` from the official release, say) those of that model. `var="stand-in"` chooses
+# **stand-in weights** instead: synthetic heavy-tailed (Student-t) tensors of QKV shape, *not* VAR weights, and
+# labelled as such in every output. The paper's Fig. 2 is on VAR-d30, block 9.
 
 # %% tags=["parameters"]
-checkpoint = None  # path to a VAR checkpoint (.pth or .safetensors); None: stand-in weights
-depth = 6  # stand-in only: number of blocks (width 64 * depth)
-block = 3  # block shown in Fig. 2a (the paper shows block 9 of d30)
+var = "embedded"  # a VAR checkpoint (.pth or .safetensors), "embedded" (data/embedded/), or "stand-in" (synthetic)
+vae = "embedded"  # not read: Fig. 2 needs VAR weights only (kept so one `-p var X -p vae Y` serves every chapter)
 device = "cpu"
-output_dir = None  # folder for the figures and CSV results; None keeps them in the notebook only
+seed = 0  # stand-in weights only
+output_dir = "build/results/01_number_formats"  # figures and CSV; None keeps them in the notebook only
+block = 3  # block shown in Fig. 2a (the paper shows block 9 of d30)
+depth = 6  # stand-in only: number of blocks (width 64 * depth)
 
 # %%
 import pathlib
@@ -40,8 +44,9 @@ import pathlib
 import pandas as pd
 
 from fpqvar.analysis import blockwise_quantization_mse, stand_in_weights
+from fpqvar.analysis.models import checkpoint_label, load_var_only
 from fpqvar.atomic import atomic_path
-from fpqvar.checkpoints import block_weights, load_state_dict
+from fpqvar.checkpoints import block_weights
 from fpqvar.figures.number_formats import blockwise_error, weight_histogram_with_levels
 from fpqvar.formats import FORMATS, FP4_E1M2, FP4_E2M1, FP4_E3M0, INT4, INT4_ASYM, code_table, describe
 from fpqvar.paper import SOURCE, load_table
@@ -78,12 +83,12 @@ pd.DataFrame([describe(f) for f in FORMATS.values()], dtype=object).fillna("")
 # ## Fig. 2: weights against INT4 and FP4 levels
 
 # %%
-if checkpoint is None:
-    weights = stand_in_weights(depth)
+if var == "stand-in":
+    weights = stand_in_weights(depth, seed=seed)
     source = f"STAND-IN synthetic Student-t weights (depth {depth}), not VAR"
 else:
-    weights = block_weights(load_state_dict(checkpoint, device), "attn.mat_qkv")
-    source = f"{pathlib.Path(checkpoint).name}: blocks.<i>.attn.mat_qkv.weight"
+    weights = block_weights(load_var_only(var, device=device).state_dict(), "attn.mat_qkv")
+    source = f"{checkpoint_label(var, 'VAR')}: blocks.<i>.attn.mat_qkv.weight"
 print(f"weights: {source}; {len(weights)} blocks of shape {tuple(weights[0].shape)}")
 
 # %% [markdown]

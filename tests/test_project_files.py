@@ -56,12 +56,48 @@ def test_every_notebook_is_paired_and_in_sync(repo_root):
         )
 
 
-def test_every_notebook_has_a_parameters_cell(repo_root):
+MODEL_PARAMETERS = ("var", "vae", "device")
+
+
+def _parameters(source):
+    """The names the ``parameters`` cell of a jupytext percent source assigns, in order, with their values."""
+    jupytext = pytest.importorskip("jupytext")
+    cells = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{source.name} needs exactly one cell tagged parameters"
+    return dict(re.findall(r"^([A-Za-z_]\w*) = (.+?)(?:\s+#.*)?$", cells[0].source, re.M))
+
+
+def test_every_notebook_follows_the_parameter_convention(repo_root):
+    """One convention (README, book/intro.md): var and vae are "embedded" or a checkpoint path, then device, seed,
+    output_dir (build/results/<chapter>), then the chapter's own knobs; a chapter without a model takes none of
+    var / vae / device and says so in its prose."""
     for source in _notebooks(repo_root):
-        text = source.read_text()
-        assert '# %% tags=["parameters"]' in text, source.name
-        for name in ("checkpoint", "device", "output_dir"):
-            assert re.search(rf"^{name} = ", text, re.M), f"{source.name} has no {name} parameter"
+        params = _parameters(source)
+        names = list(params)
+        assert "checkpoint" not in params, f"{source.name}: `checkpoint` is replaced by `var` and `vae`"
+        assert params.get("output_dir") == f'"build/results/{source.stem}"', (
+            f'{source.name}: output_dir must default to "build/results/{source.stem}"'
+        )
+        assert "seed" in params, f"{source.name} has no seed parameter"
+        present = [n for n in MODEL_PARAMETERS if n in params]
+        if not present:
+            assert re.search(r"needs no model|takes no model", source.read_text()), (
+                f"{source.name} takes no var/vae/device: its prose must say that it needs no model"
+            )
+            continue
+        assert present == list(MODEL_PARAMETERS), f"{source.name}: a model chapter takes all of var, vae, device"
+        assert names[:5] == ["var", "vae", "device", "seed", "output_dir"], (
+            f"{source.name}: the parameters cell starts var, vae, device, seed, output_dir (has {names[:5]})"
+        )
+        assert params["var"] == params["vae"] == '"embedded"', f"{source.name}: var and vae default to \"embedded\""
+        assert params["device"] == '"cpu"', f"{source.name}: device defaults to \"cpu\""
+
+
+def test_parameter_convention_check_catches_a_stray_checkpoint(tmp_path):
+    bad = tmp_path / "09_bad.py"
+    bad.write_text('# %% tags=["parameters"]\ncheckpoint = None  # old name\nvar = "embedded"\n')
+    assert "checkpoint" in _parameters(bad)
+    assert _parameters(bad)["var"] == '"embedded"'
 
 
 def test_every_notebook_is_a_book_chapter(repo_root):
