@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from ..model.loading import load_vae, load_var
+from ..loading import load_var, load_var_and_vae
 from ..model.var import VAR
 from ..model.vqvae import VQVAE
-from ..paths import resolve_checkpoint
 
 EMBEDDED = "embedded"
 
@@ -42,16 +41,14 @@ def is_embedded(spec: str) -> bool:
 
 def load_models(var: str, vae: str, *, device: str | torch.device = "cpu") -> tuple[VAR, VQVAE]:
     """The VAR and VQVAE named by ``var`` and ``vae`` (each "embedded" or a checkpoint path), on ``device``,
-    the VQVAE on the VAR's scale list."""
+    the VQVAE on the VAR's scale list; quantized VAR files load too (`fpqvar.loading`)."""
     dev = require_device(device)
-    model = load_var(resolve_checkpoint(var, "var"), device=dev)
-    tokenizer = load_vae(resolve_checkpoint(vae, "vqvae"), device=dev, patch_nums=model.patch_nums)
-    return model, tokenizer
+    return load_var_and_vae(var, vae, device=dev)
 
 
 def load_var_only(var: str, *, device: str | torch.device = "cpu") -> VAR:
     """The VAR alone, for chapters that read its weights only."""
-    return load_var(resolve_checkpoint(var, "var"), device=require_device(device))
+    return load_var(var, device=require_device(device))
 
 
 def checkpoint_label(spec: str, kind: str) -> str:
