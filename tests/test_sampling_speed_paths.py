@@ -5,7 +5,7 @@ import torch
 from tiny_models import tiny_pair
 
 import fpqvar.model.var as var_module
-from fpqvar.methods import get_recipe, quantize_model
+from fpqvar.methods import get_recipe, quantize_model, rotated_layer_names
 from fpqvar.model import KVCache
 from fpqvar.model.compile import compile_for_sampling
 from fpqvar.model.cuda_graphs import graph_blocker
@@ -108,7 +108,7 @@ def test_cuda_graphs_give_the_eager_tokens(monkeypatch, autocast):
 def quantized_tiny_pair(recipe="fp4_fpqvar"):
     vae, var = tiny_pair()
     generator = torch.Generator().manual_seed(1)
-    lambdas = {f"blocks.{i}.{k}": torch.rand(128, generator=generator) + 0.5 for i in range(2) for k in ("attn.mat_qkv", "ffn.fc1")}
+    lambdas = {name: torch.rand(128, generator=generator) + 0.5 for name in rotated_layer_names(2)}
     return vae, quantize_model(var, get_recipe(recipe), lambdas)
 
 
