@@ -17,7 +17,7 @@ import argparse
 import torch
 from _report import median_seconds, print_profile, write_result
 
-from fpqvar.methods import get_recipe, quantize_model
+from fpqvar.methods import get_recipe, quantize_model, rotated_layer_names
 from fpqvar.model import VAR, VQVAE, VARConfig
 from fpqvar.model.compile import compile_for_sampling
 from fpqvar.model.precision import cast_linear_weights
@@ -31,7 +31,7 @@ def build(depth: int, recipe_name: str, device: torch.device) -> VAR:
     if recipe_name != "bf16":
         recipe = get_recipe(recipe_name)
         C = var.config.C
-        lambdas = {f"blocks.{i}.{k}": torch.ones(C, device=device) for i in range(depth) for k in ("attn.mat_qkv", "ffn.fc1")}
+        lambdas = {name: torch.ones(C, device=device) for name in rotated_layer_names(depth)}
         quantize_model(var, recipe, lambdas if recipe.galt else None)
     return cast_linear_weights(var.eval(), torch.bfloat16)
 

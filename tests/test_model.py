@@ -9,8 +9,9 @@ from tiny_models import TINY_VAE, tiny_pair
 import fpqvar.model.var as var_module
 from fpqvar.checkpoints import CheckpointMismatchError, save_safetensors
 from fpqvar.model import RELEASED_VAR, VAR, VQVAE, VARConfig, VQVAEConfig, released_var_config
+from fpqvar.model.hooks import observe_inputs
 from fpqvar.model.loading import infer_var_config, load_vae, load_var, var_from_state_dict
-from fpqvar.model.sampling import top_k_top_p_filter_
+from fpqvar.model.sampling import sample_top_k_top_p, top_k_top_p_filter_
 from fpqvar.model.vqvae import phi_index
 
 
@@ -164,6 +165,43 @@ def test_kv_cached_sampling_agrees_with_teacher_forcing(monkeypatch, shared_aln)
     cached = torch.cat(seen_logits, dim=1)
     assert (teacher - cached).abs().max() < 1e-5
     assert torch.equal(teacher.argmax(-1), torch.cat(seen_tokens, dim=1))
+
+
+@pytest.mark.parametrize("shared_aln", [False, True])
+def test_teacher_forced_kv_cached_pass_equals_the_masked_forward(shared_aln):
+    """cfg 0: the conditional logits of real images' tokens, scale by scale through the KV caches, against all
+    scales at once under the block-causal mask. Float32, the same operations grouped differently (attention per
+    scale over the cache vs one masked attention): agreement to 1e-5 on logits of size ~1, as in the test above."""
+    vae, var = tiny_pair(shared_aln=shared_aln)
+    tokens = vae.img_to_idxBl(torch.rand(3, 3, 8, 8) * 2 - 1)
+    labels = torch.tensor([1, 7, 3])
+    steps = []
+    with observe_inputs(var, ["blocks.0.ffn.fc1"], lambda name, step, x: steps.append(step)):
+        cached = var.teacher_forced_logits(vae, tokens, labels, cfg=0.0)
+    assert steps == [0, 1, 2, 3] and var.generation_step is None  # hooks see the steps, as in sampling
+    teacher = var(labels, vae.quantize.idxBl_to_var_input(tokens))
+    assert [c.shape for c in cached] == [(3, pn * pn, 64) for pn in var.patch_nums]
+    assert (teacher - torch.cat(cached, dim=1)).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="one \\(B, pn\\*pn\\) tensor per scale"):
+        var.teacher_forced_logits(vae, tokens[:-1], labels)
+
+
+def test_sampling_draws_its_tokens_from_the_teacher_forced_logits_of_those_tokens():
+    vae, var = tiny_pair()
+    labels, K = torch.tensor([1, 7, 3]), len(var.patch_nums)
+    drawn, raw = [], []  # the tokens generate embeds, and the transformer's logits (both CFG halves)
+    hooks = [vae.quantize.embedding.register_forward_pre_hook(lambda m, args: drawn.append(args[0].clone())),
+             var.head.register_forward_hook(lambda m, args, out: raw.append(out.clone()))]
+    var.generate(vae, 3, labels=labels, seed=4, cfg=1.5, top_k=20, top_p=0.9)
+    for hook in hooks:
+        hook.remove()
+    assert len(drawn) == len(raw) == K
+    logits = var.teacher_forced_logits(vae, drawn, labels, cfg=1.5)
+    rng = torch.Generator().manual_seed(4)  # labels given: the generator draws one multinomial per scale
+    for si in range(K):
+        t = 1.5 * si / (K - 1)
+        assert torch.equal(logits[si], (1 + t) * raw[si][:3] - t * raw[si][3:])  # the very logits sampling saw
+        assert torch.equal(sample_top_k_top_p(logits[si].clone(), 20, 0.9, rng), drawn[si])
 
 
 def test_same_seed_same_images_and_different_seed_different_images():

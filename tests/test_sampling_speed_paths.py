@@ -5,13 +5,15 @@ import torch
 from tiny_models import tiny_pair
 
 import fpqvar.model.var as var_module
-from fpqvar.methods import get_recipe, quantize_model
+from fpqvar.methods import get_recipe, quantize_model, rotated_layer_names
 from fpqvar.model import KVCache
 from fpqvar.model.compile import compile_for_sampling
 from fpqvar.model.cuda_graphs import graph_blocker
 from fpqvar.model.hooks import observe_inputs, replace_module
+from fpqvar.model.kv_cache import StaticKVCache
 from fpqvar.model.precision import cast_linear_weights
-from fpqvar.model.var import _PLAIN_LAYERS, StaticKVCache
+from fpqvar.model.steps import _GRAPHS
+from fpqvar.model.var import _PLAIN_LAYERS
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -98,15 +100,15 @@ def test_cuda_graphs_give_the_eager_tokens(monkeypatch, autocast):
         cast_linear_weights(var, torch.bfloat16)  # new weight tensors: the graphs must be captured again
         if autocast:
             assert torch.equal(sample(var, vae, monkeypatch, cuda_graphs=True)[0], eager[0])
-    assert var in var_module._GRAPHS
+    assert var in _GRAPHS
     var.release_cuda_graphs()
-    assert var not in var_module._GRAPHS
+    assert var not in _GRAPHS
 
 
 def quantized_tiny_pair(recipe="fp4_fpqvar"):
     vae, var = tiny_pair()
     generator = torch.Generator().manual_seed(1)
-    lambdas = {f"blocks.{i}.{k}": torch.rand(128, generator=generator) + 0.5 for i in range(2) for k in ("attn.mat_qkv", "ffn.fc1")}
+    lambdas = {name: torch.rand(128, generator=generator) + 0.5 for name in rotated_layer_names(2)}
     return vae, quantize_model(var, get_recipe(recipe), lambdas)
 
 

@@ -91,6 +91,7 @@ def generate_batches(
     batches: list[SampleBatch],
     out_dir: str | pathlib.Path,
     amp_dtype: torch.dtype | None = None,
+    *,
     progress: bool = True,
     position: int = 0,
     **sampling,
@@ -113,6 +114,7 @@ def generate_arrays(
     vae: VQVAE,
     batches: list[SampleBatch],
     amp_dtype: torch.dtype | None = None,
+    *,
     progress: bool = True,
     **sampling,
 ) -> tuple[np.ndarray, np.ndarray]:

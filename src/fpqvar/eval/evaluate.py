@@ -24,7 +24,7 @@ def evaluation_order(count: int, seed: int = 0) -> np.ndarray:
 
 
 def extract_features(extractor: FeatureExtractor, images: np.ndarray, batch_size: int = 100, desc: str = "features",
-                     progress: bool = True) -> dict[str, np.ndarray]:
+                     *, progress: bool = True) -> dict[str, np.ndarray]:
     parts: dict[str, list] = {}
     for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress):
         with torch.inference_mode():
@@ -41,6 +41,7 @@ def evaluate(
     reference_statistics: dict[str, FeatureStatistics] | None = None,
     batch_size: int = 100,
     split_size: int = 5000,
+    *,
     progress: bool = True,
 ) -> dict[str, float]:
     """IS (samples), FID and sFID (against precomputed reference statistics when given), precision and recall.
@@ -49,8 +50,8 @@ def evaluate(
     samples stored class by class (a folder of `class<c>_img<i>.png`, say) would give each split only some of
     the classes. The other metrics do not depend on the order."""
     samples = samples[evaluation_order(len(samples))]
-    sample_features = extract_features(extractor, samples, batch_size, "sample features", progress)
-    reference_features = extract_features(extractor, reference, batch_size, "reference features", progress)
+    sample_features = extract_features(extractor, samples, batch_size, "sample features", progress=progress)
+    reference_features = extract_features(extractor, reference, batch_size, "reference features", progress=progress)
     stats = reference_statistics or {}
     reference_pool = stats.get("pool") or FeatureStatistics.of(reference_features["pool"])
     reference_spatial = stats.get("spatial") or FeatureStatistics.of(reference_features["spatial"])

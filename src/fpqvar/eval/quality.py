@@ -33,7 +33,7 @@ def classifier_accuracy(classifier: DigitClassifier, images: np.ndarray, labels:
 
 
 def proxy_metrics(classifier: DigitClassifier, samples: np.ndarray, reference: np.ndarray, batch_size: int = 1000,
-                  progress: bool = False) -> dict:
+                  *, progress: bool = False) -> dict:
     """The evaluator's metrics on classifier features, keys renamed to classifier_fid etc."""
     metrics = evaluate(classifier.extract, samples, reference, batch_size=batch_size, progress=progress)
     return {PROXY_NAMES.get(k, k): v for k, v in metrics.items()}

@@ -10,9 +10,10 @@ from .apply import (
 )
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, OperandQuant, QuantizedLinear
-from .recipe import LAYER_KINDS, RECIPES, LayerRecipe, Recipe, get_recipe
+from .recipe import RECIPES, LayerRecipe, Recipe, get_recipe, rotated_layer_names
 
 __all__ = [
     "fold_lambda_into_ada_lin", "load_quantized_var", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
-    "InputTransform", "OperandQuant", "QuantizedLinear", "LAYER_KINDS", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
+    "InputTransform", "OperandQuant", "QuantizedLinear", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
+    "rotated_layer_names",
 ]

@@ -20,13 +20,13 @@ from ..checkpoints import (
     save_safetensors,
 )
 from ..model.config import VARConfig
-from ..model.hooks import replace_module
+from ..model.hooks import BLOCK_LINEARS, block_layer_name, parse_block_layer_name, replace_module
 from ..model.loading import infer_var_config
 from ..model.var import VAR
 from ..rotation import Rotation, group_hadamard
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, QuantizedLinear
-from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe
+from .recipe import ROTATED_KINDS, Recipe, rotated_layer_names
 
 Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
 
@@ -76,12 +76,11 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             "'blocks.<i>.ffn.fc1': tensor(C), ...}} (learned by GALT, paper Alg. 3)"
         )
     if recipe.galt:
-        expected = {f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ROTATED_KINDS}
-        missing = sorted(expected - set(lambdas))
+        missing = sorted(set(rotated_layer_names(len(var.blocks))) - set(lambdas))
         if missing:
             raise ValueError(f"lambdas lack {len(missing)} layers (e.g. {missing[:3]}); expected keys blocks.<i>.attn.mat_qkv "
                              f"and blocks.<i>.ffn.fc1 for {len(var.blocks)} blocks, found {sorted(lambdas)[:3]}...")
-    beyond = sorted(name for name in recipe.block_overrides if int(name.split(".")[1]) >= len(var.blocks))
+    beyond = sorted(name for name in recipe.block_overrides if parse_block_layer_name(name)[0] >= len(var.blocks))
     if beyond:
         raise ValueError(f"recipe {recipe.name} overrides {len(beyond)} layers beyond this VAR's {len(var.blocks)} blocks "
                          f"(e.g. {beyond[0]}): it was made for a deeper model")
@@ -93,8 +92,8 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
         fold_lambda_into_ada_lin(var, lambdas)
 
     for i in range(len(var.blocks)):
-        for kind in LAYER_KINDS:
-            name = f"blocks.{i}.{kind}"
+        for kind in BLOCK_LINEARS:
+            name = block_layer_name(i, kind)
             try:
                 linear = var.get_submodule(name)
             except AttributeError:
@@ -116,7 +115,7 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
             replace_module(var, name, quantized)
 
     if recipe.kv_cache is not None:
-        factory = functools.partial(QuantizedKVCache, recipe.kv_cache, recipe.kv_past_only, recipe.tie)
+        factory = functools.partial(QuantizedKVCache, recipe.kv_cache, past_only=recipe.kv_past_only, tie=recipe.tie)
         for block in var.blocks:
             block.attn.kv_cache_factory = factory
     var.recipe = recipe
@@ -152,7 +151,7 @@ def quantized_var_from_state_dict(state: dict, config: VARConfig, recipe: dict, 
         var = VAR(config)
         lambdas = None
         if recipe.galt:
-            lambdas = {f"blocks.{i}.{k}": torch.ones(config.C) for i in range(config.depth) for k in ROTATED_KINDS}
+            lambdas = {name: torch.ones(config.C) for name in rotated_layer_names(config.depth)}
         quantize_model(var, recipe, lambdas)
     check_state_dict(var, state, source)
     var.load_state_dict(state, strict=True, assign=True)

@@ -44,6 +44,7 @@ class InputTransform(nn.Module):
         width: int,
         rotation: Rotation | None = None,
         scale: torch.Tensor | None = None,
+        *,
         scale_online: bool = True,
     ):
         super().__init__()

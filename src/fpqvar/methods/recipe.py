@@ -12,11 +12,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..formats import get_format
+from ..model.hooks import BLOCK_LINEARS, block_layer_name, parse_block_layer_name
 from ..quant import PerChannel, PerGroup, PerTensor, PerToken, Tie
 from .layers import OperandQuant
 
-LAYER_KINDS = ("attn.mat_qkv", "attn.proj", "ffn.fc1", "ffn.fc2", "ada_lin.1")
 ROTATED_KINDS = ("attn.mat_qkv", "ffn.fc1")  # inputs right after the AdaLN modulation (paper Eq. 4)
+
+
+def rotated_layer_names(depth: int) -> list[str]:
+    """``blocks.{i}.attn.mat_qkv`` and ``blocks.{i}.ffn.fc1`` of every block: the layers whose inputs HT/GHT rotate
+    and GALT scales, and the keys of GALT's lambdas."""
+    return [block_layer_name(i, kind) for i in range(depth) for kind in ROTATED_KINDS]
 
 
 @dataclass(frozen=True)
@@ -46,19 +52,20 @@ class Recipe:
         if self.tie not in ("even", "up", "down"):
             raise ValueError(f"tie must be 'even', 'up' or 'down', got {self.tie!r}")
         for name in self.block_overrides:
-            parts = name.split(".", 2)
-            if len(parts) != 3 or parts[0] != "blocks" or not parts[1].isdigit() or parts[2] not in LAYER_KINDS:
-                raise ValueError(f"block override {name!r} is not of the form blocks.<i>.<kind> with kind in {LAYER_KINDS}")
+            try:
+                parse_block_layer_name(name)
+            except ValueError as error:
+                raise ValueError(f"block override {error}") from None
         for kind in self.layers:
-            if kind not in LAYER_KINDS:
-                raise ValueError(f"unknown layer kind {kind!r} in recipe {self.name}; kinds are {LAYER_KINDS}")
+            if kind not in BLOCK_LINEARS:
+                raise ValueError(f"unknown layer kind {kind!r} in recipe {self.name}; kinds are {BLOCK_LINEARS}")
         for lr in [*self.layers.values(), *self.block_overrides.values(), LayerRecipe(self.kv_cache)]:
             for q in (lr.weight, lr.input):
                 if q is not None:
                     get_format(q.fmt)
 
     def layer(self, block: int, kind: str) -> LayerRecipe | None:
-        return self.block_overrides.get(f"blocks.{block}.{kind}", self.layers.get(kind))
+        return self.block_overrides.get(block_layer_name(block, kind), self.layers.get(kind))
 
     def replace(self, **changes) -> Recipe:
         return dataclasses.replace(self, **changes)
@@ -117,18 +124,20 @@ def _uniform(name, description, weight, activation, kinds=("attn.mat_qkv", "attn
     return Recipe(name, description, layers, **options)
 
 
-def _int(bits, group):
-    """RTN INT: W8A8/W6A6 per channel / per token, W4A4 per group of 128; FC2 input asymmetric (released INT path)."""
-    if group:
-        w = OperandQuant(f"int{bits}", PerGroup(128))
-        return w, OperandQuant(f"int{bits}", PerGroup(128)), OperandQuant(f"int{bits}_asym", PerGroup(128))
-    return OperandQuant(f"int{bits}", PerChannel()), OperandQuant(f"int{bits}", PerToken()), OperandQuant(f"int{bits}_asym", PerToken())
+def _int(bits: int, weight_granularity, activation_granularity):
+    """RTN INT operands (weight, activation, FC2 input): the FC2 input asymmetric, as the released INT path."""
+    return (OperandQuant(f"int{bits}", weight_granularity), OperandQuant(f"int{bits}", activation_granularity),
+            OperandQuant(f"int{bits}_asym", activation_granularity))
+
+
+# Paper Sec. II-B: W8A8 and W6A6 per channel / per token, W4A4 per group of 128.
+INT_GRANULARITIES = {8: (PerChannel(), PerToken()), 6: (PerChannel(), PerToken()), 4: (PerGroup(128), PerGroup(128))}
 
 
 def _build() -> dict[str, Recipe]:
     recipes = {"fp16": Recipe("fp16", "no quantization (the FP16 rows)")}
     for bits in (8, 6, 4):
-        w, a, fc2 = _int(bits, group=bits == 4)
+        w, a, fc2 = _int(bits, *INT_GRANULARITIES[bits])
         recipes[f"int{bits}_rtn"] = _uniform(f"int{bits}_rtn", f"RTN INT W{bits}A{bits}, every block linear", w, a, fc2_input=fc2)
         if bits in (6, 4):
             recipes[f"int{bits}_litevar"] = _uniform(
@@ -166,7 +175,7 @@ def _released_mixed_formats_d30() -> dict[str, Recipe]:
     of 128; FP6: weights E2M3 per channel, activations per token); for FP4's fc2 input the released run's
     format is not recorded, so it is the baseline's E2M1."""
     def overrides(kind, blocks, layer):
-        return {f"blocks.{i}.{kind}": layer for i in blocks}
+        return {block_layer_name(i, kind): layer for i in blocks}
 
     def fp4(fmt):
         return OperandQuant(f"fp4_{fmt}", PerGroup(128))

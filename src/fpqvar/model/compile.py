@@ -12,13 +12,12 @@ from .var import VAR
 from .vqvae import VQVAE
 
 
-def compile_for_sampling(var: VAR, vae: VQVAE, whole_blocks: bool = True, channels_last: bool = True) -> None:
+def compile_for_sampling(var: VAR, vae: VQVAE, *, whole_blocks: bool = True, channels_last: bool = True) -> None:
     """Fuse the decoder's GroupNorm/SiLU/casts with its convolutions, and the elementwise work of each block.
 
     ``whole_blocks``: compile each transformer block (two fused regions around the KV store, which stays
     eager), else only its LayerNorm modulation. ``channels_last``: decoder weights in NHWC before compiling
-    (H200, batch 64: 0.12 s compiled NHWC against 0.18 s eager NCHW; eager NHWC alone is slower, 0.27 s;
-    compiled NCHW was not measured).
+    (faster compiled, slower eager: measured in benchmarks/README.md, "The decoder in NHWC").
     With ``VAR.generate(..., cuda_graphs=True)`` the blocks' guard checks run only at capture; without
     graphs they cost more than they save at batch 1 (see benchmarks/README.md).
 

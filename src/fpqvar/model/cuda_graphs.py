@@ -1,6 +1,7 @@
 """CUDA graphs of VAR's generation steps: sampling at batch 1 is bound by ~10k kernel launches, not by the GPU.
 
-`VAR.generate(..., cuda_graphs=True)` uses them; `graph_blocker` says when it cannot and sampling runs eagerly.
+`VAR.generate(..., cuda_graphs=True)` uses them (through `fpqvar.model.steps`); `graph_blocker` says when it
+cannot and sampling runs eagerly.
 """
 
 from __future__ import annotations

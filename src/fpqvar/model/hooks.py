@@ -15,7 +15,20 @@ from torch import nn
 
 from .var import VAR
 
-BLOCK_LINEARS = ("attn.mat_qkv", "attn.proj", "ffn.fc1", "ffn.fc2", "ada_lin.1")
+BLOCK_LINEARS = ("attn.mat_qkv", "attn.proj", "ffn.fc1", "ffn.fc2", "ada_lin.1")  # the kinds a recipe quantizes
+
+
+def block_layer_name(block: int, kind: str) -> str:
+    """``blocks.{block}.{kind}``: a block layer's module path, also the key of its recipe override and GALT lambda."""
+    return f"blocks.{block}.{kind}"
+
+
+def parse_block_layer_name(name: str) -> tuple[int, str]:
+    """(block, kind) of a ``blocks.{block}.{kind}`` name whose kind is one of BLOCK_LINEARS."""
+    parts = name.split(".", 2)
+    if len(parts) != 3 or parts[0] != "blocks" or not parts[1].isdigit() or parts[2] not in BLOCK_LINEARS:
+        raise ValueError(f"{name!r} is not of the form blocks.<i>.<kind> with kind in {BLOCK_LINEARS}")
+    return int(parts[1]), parts[2]
 
 
 def block_linear_names(var: VAR, kinds: tuple[str, ...] = BLOCK_LINEARS) -> list[str]:
@@ -25,7 +38,7 @@ def block_linear_names(var: VAR, kinds: tuple[str, ...] = BLOCK_LINEARS) -> list
         for kind in kinds:
             with contextlib.suppress(AttributeError):
                 block.get_submodule(kind)
-                names.append(f"blocks.{i}.{kind}")
+                names.append(block_layer_name(i, kind))
     return names
 
 

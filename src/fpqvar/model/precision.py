@@ -1,4 +1,4 @@
-"""Storage precision for inference."""
+"""Precision for inference: storage dtype of the linear weights, and the dtype autocast computes in."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ def cast_linear_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
                 if parameter is not None:
                     parameter.data = parameter.data.to(dtype)
     return model
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matmuls in on ``device_type``, or None when autocast is off there."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None

@@ -6,66 +6,18 @@ Parameter and buffer names follow the released `var_d*.pth`, so they load with s
 from __future__ import annotations
 
 import math
-import warnings
-import weakref
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import VARConfig
-from .cuda_graphs import StepGraphs, graph_blocker
+from .kv_cache import KVCache, StaticKVCache
+from .precision import autocast_dtype
 from .sampling import gumbel_softmax, sample_top_k_top_p
+from .steps import kv_cached_steps, release_step_graphs
 from .vqvae import VQVAE
-
-
-class KVCache:
-    """Keys and values of the steps generated so far. Replace it (e.g. by a quantizing store) per attention layer."""
-
-    def __init__(self):
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append this step's (B, H, l, hd) keys and values; return everything attention should see."""
-        if self.keys is None:
-            self.keys, self.values = k, v
-        else:
-            self.keys, self.values = torch.cat((self.keys, k), dim=2), torch.cat((self.values, v), dim=2)
-        return self.keys, self.values
-
-
-class StaticKVCache(KVCache):
-    """A KVCache writing into buffers preallocated for ``max_len`` tokens; attention reads the filled prefix.
-
-    The values are those of concatenation, but a step copies only its own keys and values (concatenating
-    re-copies the whole cache at every step), and the buffers keep their addresses, so CUDA graphs can
-    capture the steps. ``rewind`` starts over in the same buffers.
-    """
-
-    def __init__(self, max_len: int):
-        super().__init__()
-        self.max_len, self.length = max_len, 0
-        self.key_buffer: torch.Tensor | None = None
-        self.value_buffer: torch.Tensor | None = None
-
-    def rewind(self) -> None:
-        self.length = 0
-
-    @torch.compiler.disable  # compiled blocks break here: traced, each fill level would be its own recompilation
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.key_buffer is None:
-            # One slot more than is ever filled: the filled prefix is then never the whole buffer, so it has the
-            # same (non-contiguous) layout at every step, and compiled attention needs no variant for the last one.
-            self.key_buffer = k.new_empty(*k.shape[:2], self.max_len + 1, k.shape[3])
-            self.value_buffer = v.new_empty(*v.shape[:2], self.max_len + 1, v.shape[3])
-        if self.length + k.shape[2] > self.max_len:
-            raise ValueError(f"the KV store holds {self.max_len} tokens; {self.length} are stored and {k.shape[2]} more came")
-        start, self.length = self.length, self.length + k.shape[2]
-        self.key_buffer[:, :, start : self.length].copy_(k)
-        self.value_buffer[:, :, start : self.length].copy_(v)
-        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
-        return self.keys, self.values
 
 
 class DropPath(nn.Module):
@@ -103,9 +55,7 @@ class SelfAttention(nn.Module):
 
     @staticmethod
     def _attention_dtype(q: torch.Tensor, v: torch.Tensor) -> torch.dtype:
-        if torch.is_autocast_enabled(q.device.type):
-            return torch.get_autocast_dtype(q.device.type)
-        return torch.promote_types(q.dtype, v.dtype)
+        return autocast_dtype(q.device.type) or torch.promote_types(q.dtype, v.dtype)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
@@ -256,7 +206,7 @@ class VAR(nn.Module):
         attn_bias = self.attn_bias_for_masking[:, :, :L, :L]
         shared = self.shared_ada_lin(cond_BD)
         # Under autocast the residual stream runs in the autocast dtype during training (as the original).
-        main_dtype = torch.matmul(x.new_ones(2, 2), x.new_ones(2, 2)).dtype
+        main_dtype = autocast_dtype(x.device.type) or x.dtype
         x, shared, attn_bias = x.to(main_dtype), shared.to(main_dtype), attn_bias.to(main_dtype)
         for block in self.blocks:
             x = block(x, block.modulation(shared), attn_bias)
@@ -279,6 +229,7 @@ class VAR(nn.Module):
         cfg: float = 1.5,
         top_k: int = 900,
         top_p: float = 0.96,
+        *,
         more_smooth: bool = False,
         cuda_graphs: bool = False,
     ) -> torch.Tensor:
@@ -294,23 +245,56 @@ class VAR(nn.Module):
         replaced layers (other than fpqvar's quantized linears) or KV stores, or off CUDA, samples eagerly
         instead (with a warning).
         """
-        B, device = batch_size, self.pos_1LC.device
-        if tuple(vae.patch_nums) != self.patch_nums:
-            raise ValueError(
-                f"the VQVAE's scales {tuple(vae.patch_nums)} differ from the VAR's {self.patch_nums}; "
-                "build the VQVAE with VQVAEConfig(patch_nums=var.patch_nums) (one VAE file serves every scale list)"
-            )
-        rng = None
-        if seed is not None:
-            rng = torch.Generator(device=device).manual_seed(seed)
-        if labels is None:
-            uniform = torch.full((self.num_classes,), 1.0 / self.num_classes, device=device)
-            labels = torch.multinomial(uniform, num_samples=B, replacement=True, generator=rng).reshape(B)
-        elif isinstance(labels, int):
-            labels = torch.full((B,), self.num_classes if labels < 0 else labels, device=device)
-        labels = labels.to(device)
+        self._check_scales(vae)
+        rng = None if seed is None else torch.Generator(device=self.pos_1LC.device).manual_seed(seed)
+        labels = self._label_tensor(labels, batch_size, rng)
+        codebook = vae.quantize.embedding
 
-        K = len(self.patch_nums)
+        def draw(si: int, ratio: float, logits: torch.Tensor) -> torch.Tensor:
+            idx_Bl = sample_top_k_top_p(logits, top_k=top_k, top_p=top_p, generator=rng)
+            if more_smooth:
+                tau = max(0.27 * (1 - ratio * 0.95), 0.005)
+                return gumbel_softmax(logits.mul(1 + ratio), tau, generator=rng) @ codebook.weight.unsqueeze(0)
+            return codebook(idx_Bl)
+
+        f_hat = self._predict_scales(vae, labels, cfg, draw, cuda_graphs=cuda_graphs)
+        return vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
+
+    @torch.no_grad()
+    def teacher_forced_logits(
+        self, vae: VQVAE, tokens_per_scale: list[torch.Tensor], labels: torch.Tensor | int, *, cfg: float = 1.5
+    ) -> list[torch.Tensor]:
+        """The sampler's guided logits (B, pn * pn, V) of every scale when the tokens of every scale are given
+        (e.g. ``vae.img_to_idxBl(images)``) instead of drawn.
+
+        The same KV-cached steps as `generate`, step by step (hooks see ``generation_step``), with the given
+        tokens where `generate` draws: fed the tokens that `generate` drew, it returns the logits it drew them
+        from. With ``cfg=0`` the logits are the conditional ones of the teacher-forced ``forward``, computed
+        step by step instead of under the block-causal mask.
+        """
+        self._check_scales(vae)
+        B = tokens_per_scale[0].shape[0]
+        expected = [(B, pn * pn) for pn in self.patch_nums]
+        if [tuple(t.shape) for t in tokens_per_scale] != expected:
+            raise ValueError(f"tokens_per_scale must have shapes {expected} (one (B, pn*pn) tensor per scale), "
+                             f"got {[tuple(t.shape) for t in tokens_per_scale]}")
+        labels = self._label_tensor(labels, B, None)
+        codebook, logits_per_scale = vae.quantize.embedding, []
+
+        def given(si: int, ratio: float, logits: torch.Tensor) -> torch.Tensor:
+            logits_per_scale.append(logits)
+            return codebook(tokens_per_scale[si].to(logits.device))
+
+        self._predict_scales(vae, labels, cfg, given)
+        return logits_per_scale
+
+    def _predict_scales(
+        self, vae: VQVAE, labels: torch.Tensor, cfg: float, pick: Callable[[int, float, torch.Tensor], torch.Tensor],
+        *, cuda_graphs: bool = False,
+    ) -> torch.Tensor:
+        """The next-scale loop of ``autoregressive_infer_cfg``: at each scale the transformer's guided logits, from
+        which ``pick(si, ratio, logits)`` makes the scale's (B, l, Cvae) token embeddings; returns f_hat."""
+        B, K = labels.shape[0], len(self.patch_nums)
         first_l = self.patch_nums[0] ** 2
         cond_BD = self.class_emb(torch.cat((labels, torch.full_like(labels, self.num_classes))))  # [cond; uncond]
         lvl_pos = self.lvl_embed(self.lvl_1L) + self.pos_1LC
@@ -321,74 +305,43 @@ class VAR(nn.Module):
         # The modulations depend on the class only, not on the step: computed once (numerically identical).
         modulations = [block.modulation(shared) for block in self.blocks]
         f_hat = cond_BD.new_zeros(B, self.Cvae, self.patch_nums[-1], self.patch_nums[-1], dtype=torch.float32)
-        codebook = vae.quantize.embedding
-        graphs = self._step_graphs(next_input, modulations, cond_BD) if cuda_graphs else None
-        for i, block in enumerate(self.blocks):
-            block.attn.kv_caching(True)
-            if graphs is not None:
-                block.attn.kv_cache = graphs.caches[i]
-            elif block.attn.kv_cache_factory is KVCache:  # the default store, preallocated: the same values
-                block.attn.kv_cache = StaticKVCache(self.config.num_tokens)
-        try:
+        with kv_cached_steps(self, next_input, modulations, cond_BD, plain_layers=_PLAIN_LAYERS,
+                             cuda_graphs=cuda_graphs) as step_logits:
             for si, pn in enumerate(self.patch_nums):
-                self.generation_step = si
                 ratio = si / max(K - 1, 1)
-                if graphs is not None:
-                    logits = graphs.run(si, next_input)
-                else:
-                    logits = self.step_logits(next_input, modulations, cond_BD)
+                logits = step_logits(si, next_input)
                 t = cfg * ratio
                 logits = (1 + t) * logits[:B] - t * logits[B:]
-                idx_Bl = sample_top_k_top_p(logits, top_k=top_k, top_p=top_p, generator=rng)
-                if more_smooth:
-                    tau = max(0.27 * (1 - ratio * 0.95), 0.005)
-                    h_BlC = gumbel_softmax(logits.mul(1 + ratio), tau, generator=rng) @ codebook.weight.unsqueeze(0)
-                else:
-                    h_BlC = codebook(idx_Bl)
-                h_BChw = h_BlC.transpose(1, 2).reshape(B, self.Cvae, pn, pn)
+                h_BChw = pick(si, ratio, logits).transpose(1, 2).reshape(B, self.Cvae, pn, pn)
                 f_hat, next_map = vae.quantize.get_next_autoregressive_input(si, f_hat, h_BChw)
                 if si < K - 1:
                     begin, end = self.begin_ends[si + 1]
                     next_input = self.word_embed(next_map.reshape(B, self.Cvae, -1).transpose(1, 2)) + lvl_pos[:, begin:end]
                     next_input = next_input.repeat(2, 1, 1)  # both CFG halves continue from the guided sample
-        finally:
-            self.generation_step = None
-            for block in self.blocks:
-                block.attn.kv_caching(False)
-        return vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
+        return f_hat
+
+    def _check_scales(self, vae: VQVAE) -> None:
+        if tuple(vae.patch_nums) != self.patch_nums:
+            raise ValueError(
+                f"the VQVAE's scales {tuple(vae.patch_nums)} differ from the VAR's {self.patch_nums}; "
+                "build the VQVAE with VQVAEConfig(patch_nums=var.patch_nums) (one VAE file serves every scale list)"
+            )
+
+    def _label_tensor(self, labels: torch.Tensor | int | None, B: int, rng: torch.Generator | None) -> torch.Tensor:
+        """(B,) class ids on the model's device: drawn uniformly (from ``rng``) for None; a negative int is the
+        null class (unconditional)."""
+        device = self.pos_1LC.device
+        if labels is None:
+            uniform = torch.full((self.num_classes,), 1.0 / self.num_classes, device=device)
+            return torch.multinomial(uniform, num_samples=B, replacement=True, generator=rng).reshape(B)
+        if isinstance(labels, int):
+            return torch.full((B,), self.num_classes if labels < 0 else labels, device=device)
+        return labels.to(device)
 
     def release_cuda_graphs(self) -> None:
         """Free the captured step graphs and their memory. Call it after changing the model's code in place
         (compiling, patching): new weight tensors are noticed, new code is not."""
-        _GRAPHS.pop(self, None)
-
-    def _step_graphs(self, first_input: torch.Tensor, modulations: list[torch.Tensor], cond_BD: torch.Tensor):
-        """This batch's StepGraphs with ``modulations`` and ``cond_BD`` loaded, captured when first needed;
-        None (and a warning) where the steps cannot be captured."""
-        blocker = graph_blocker(self, _PLAIN_LAYERS, KVCache)
-        if blocker is not None:
-            warnings.warn(f"sampling without CUDA graphs: {blocker}", stacklevel=3)
-            return None
-        device = first_input.device.type
-        # Graphs bake in addresses and dtypes: recapture when weights are replaced, recast or moved.
-        key = (first_input.shape, first_input.dtype, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device),
-               torch.is_inference_mode_enabled(), tuple((t.data_ptr(), t.dtype) for t in (*self.parameters(), *self.buffers())))
-        held = _GRAPHS.get(self)
-        if held is None or held[0] != key:
-            self.release_cuda_graphs()  # one set at a time: free the old graphs' memory first
-            B2, C = first_input.shape[0], self.config.C
-            inputs = [first_input.new_zeros(B2, pn * pn, C) for pn in self.patch_nums]
-            caches = [StaticKVCache(self.config.num_tokens) for _ in self.blocks]
-            for block, cache in zip(self.blocks, caches, strict=True):
-                block.attn.kv_cache = cache
-            try:
-                held = (key, StepGraphs(self.step_logits, caches, inputs, modulations, cond_BD))
-            finally:
-                for block in self.blocks:
-                    block.attn.kv_caching(False)
-            _GRAPHS[self] = held
-        held[1].start(modulations, cond_BD)
-        return held[1]
+        release_step_graphs(self)
 
     # ---------------------------------------------------------------------------------------- initialisation
     @torch.no_grad()
@@ -423,8 +376,6 @@ class VAR(nn.Module):
                 block.ada_lin[-1].bias.zero_()
 
 
-# The layer types whose steps CUDA graphs may capture, and each model's captured steps (kept out of the
-# module, so that copies and state dicts of a VAR never carry graphs).
+# The layer types whose steps CUDA graphs may capture (fpqvar.model.cuda_graphs.graph_blocker).
 _PLAIN_LAYERS = (VAR, AdaLNSelfAttn, SelfAttention, FFN, DropPath, SharedAdaLin, AdaLNBeforeHead, nn.ModuleList,
                  nn.Sequential, nn.Linear, nn.LayerNorm, nn.GELU, nn.SiLU, nn.Identity, nn.Embedding)
-_GRAPHS: weakref.WeakKeyDictionary[VAR, tuple] = weakref.WeakKeyDictionary()

@@ -190,8 +190,8 @@ def fused_fake_quantize(
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
     # Row length static, row count dynamic: inductor emits one persistent reduction per row and returns a
-    # view. (With a dynamic group size it emitted a looped reduction plus a copy to restore the shape: 4x
-    # slower on an H100.)
+    # view. (With a dynamic group size it emitted a looped reduction plus a copy to restore the shape, several
+    # times slower: measured in benchmarks/README.md, "The fused quantizer".)
     rows = as_groups(x.contiguous(), granularity)
     per_row = granularity if isinstance(granularity, PerTensor) else PerToken()
     if isinstance(granularity, PerTensor):

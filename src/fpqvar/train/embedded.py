@@ -216,6 +216,7 @@ def train_embedded(
     recipe: EmbeddedRecipe | None = None,
     stages: tuple[str, ...] = STAGES,
     command: str = "",
+    *,
     progress: bool = True,
 ) -> dict:
     """Train the stages not yet done into ``out`` (in the order vqvae, var, classifier); returns the manifest
@@ -279,7 +280,7 @@ QUALITY_FILE = "quality_fp16.json"
 
 def measure_fp16_quality(
     out: str | pathlib.Path, device: str | torch.device = "cpu", per_class: int = 1000, seed: int = 0,
-    batch_size: int = 500, reference_images: int | None = None, progress: bool = True,
+    batch_size: int = 500, reference_images: int | None = None, *, progress: bool = True,
 ) -> dict:
     """Sample ``per_class`` images of every digit from the fp16 checkpoints in ``out`` under fp16 autocast, then measure them with the shipped classifier against the 10,000 held-out test images, next to
     the same measurement of as many real training images (the floor a perfect generator would reach).

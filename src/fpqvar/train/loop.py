@@ -50,6 +50,7 @@ def train(
     cfg: TrainConfig,
     checkpoint: str | pathlib.Path | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    *,
     progress: bool = True,
     settings: dict | None = None,
 ) -> list[dict[str, float]]:
