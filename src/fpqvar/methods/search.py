@@ -7,7 +7,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from ..formats import DualFormat, get_format
+from ..formats import DualFormat, dual_format, get_format
 from ..quant import Granularity, PerGroup, Tie, fake_quantize
 from .calibration import ActivationStore
 from .layers import OperandQuant
@@ -31,10 +31,10 @@ def search_dual_format(
     """Alg. 2: the (negative grid, positive grid) pair with the least mean quantization MSE over ``tensors``."""
     errors = {}
     for negative, positive in itertools.product(formats, formats):
-        fmt = DualFormat(f"{negative}neg_{positive}pos", get_format(negative), get_format(positive))
+        fmt = dual_format(get_format(negative), get_format(positive))
         errors[(negative, positive)] = sum(_mse(fake_quantize(x, fmt, granularity, tie), x) for x in tensors) / len(tensors)
     negative, positive = min(errors, key=errors.get)
-    return DualFormat(f"{negative}neg_{positive}pos", get_format(negative), get_format(positive)), errors
+    return dual_format(get_format(negative), get_format(positive)), errors
 
 
 @torch.no_grad()
