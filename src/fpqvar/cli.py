@@ -97,7 +97,7 @@ def _quantize(args: argparse.Namespace) -> int:
     import pathlib
 
     from .checkpoints import load_state_dict
-    from .methods import Recipe, get_recipe, quantize_model, save_quantized
+    from .methods import Recipe, get_recipe, quantize_model, released_behaviour, save_quantized
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
     from .paths import resolve_checkpoint
@@ -106,6 +106,8 @@ def _quantize(args: argparse.Namespace) -> int:
         recipe = Recipe.from_dict(json.loads(pathlib.Path(args.recipe).read_text()))
     else:
         recipe = get_recipe(args.recipe)
+    if args.released_behaviour:
+        recipe = released_behaviour(recipe)
     var = load_var(resolve_checkpoint(args.var, "var"))
     changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
                                  ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
@@ -258,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--tie", choices=["even", "up", "down"], help="rounding ties (released code: up)")
     quantize.add_argument("--galt-online", action="store_true", help="multiply lambda online (released code) instead of folding it")
     quantize.add_argument("--kv-past-only", action="store_true", help="quantize only past steps' K/V (released code)")
+    quantize.add_argument("--released-behaviour", action="store_true",
+                          help="every option of the released code (src/fpqvar/methods/README.md); --tie etc. still apply")
     quantize.set_defaults(run=_quantize)
 
     galt = commands.add_parser("galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`")

@@ -9,9 +9,10 @@ from .apply import (
 )
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, OperandQuant, QuantizedLinear, Rotation
-from .recipe import LAYER_KINDS, RECIPES, LayerRecipe, Recipe, get_recipe
+from .recipe import LAYER_KINDS, RECIPES, LayerRecipe, Recipe, get_recipe, released_behaviour
 
 __all__ = [
     "fold_lambda_into_ada_lin", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
     "InputTransform", "OperandQuant", "QuantizedLinear", "Rotation", "LAYER_KINDS", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
+    "released_behaviour",
 ]

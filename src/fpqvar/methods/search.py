@@ -69,7 +69,7 @@ def search_mixed_formats(
         table = {}
         for wf, af in itertools.product(formats, formats):
             table[(wf, af)] = layer_output_mse(
-                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
+                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.numerics
             )
         wf, af = min(table, key=table.get)
         overrides[layer_name] = LayerRecipe(OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity))
@@ -100,7 +100,7 @@ def search_uniform_formats(
     for wf, af in itertools.product(formats, formats):
         totals[(wf, af)] = sum(
             layer_output_mse(
-                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
+                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.numerics
             ) / power
             for template, weight, inputs, power in layers
         )
