@@ -12,6 +12,7 @@ from fpqvar.formats import (
     DFQ_FP6,
     FORMATS,
     FP4_E1M2,
+    FP4_E1M2_BIAS1,
     FP4_E2M1,
     FP4_E3M0,
     FP6_E2M3,
@@ -21,9 +22,12 @@ from fpqvar.formats import (
     INT4,
     INT4_ASYM,
     INT6_ASYM,
+    RELEASED_FORMATS,
     DualFormat,
+    dual_format,
     get_format,
 )
+from fpqvar.formats._table import TabulatedFormat
 
 
 def test_table_one_of_the_paper(repo_root):
@@ -107,7 +111,7 @@ def test_dual_formats():
     assert INT6_ASYM.bits == FP6_E2M3.bits
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", [*FORMATS.values(), *RELEASED_FORMATS.values()], ids=lambda f: f.name)
 def test_encode_decode_round_trip(fmt):
     grid = fmt.grid
     assert torch.equal(fmt.decode(fmt.encode(grid)), grid)
@@ -127,3 +131,59 @@ def test_format_names():
     assert get_format("FP4_E3M0") is FP4_E3M0
     with pytest.raises(ValueError, match="unknown number format 'fp5'.*fp4_e2m1"):
         get_format("fp5")
+
+
+def test_one_table_implementation_serves_every_kind():
+    """Grid, encode and decode are written once (TabulatedFormat); each kind only gives its value table."""
+    for fmt in [*FORMATS.values(), *RELEASED_FORMATS.values()]:
+        assert isinstance(fmt, TabulatedFormat)
+        for method in ("grid", "encode", "decode", "_code_table"):
+            assert getattr(type(fmt), method) is getattr(TabulatedFormat, method), (fmt.name, method)
+        # the grid is the finite values in range, each encoded by its smallest code (+0 for zero)
+        table = fmt.values_by_code
+        finite = table[torch.isfinite(table) & (table >= fmt.min_value) & (table <= fmt.max_value)]
+        assert fmt.grid.tolist() == sorted({v + 0.0 for v in finite.tolist()})
+        assert fmt.encode(torch.tensor([0.0, -0.0])).tolist() == [0, 0]
+
+
+def test_released_e1m2_grid():
+    """The released code's E1M2 list: Table I's grid halved (bias 1, max 1.75)."""
+    assert FP4_E1M2_BIAS1.bias == 1 and FP4_E1M2_BIAS1.max_value == 1.75
+    assert (FP4_E1M2_BIAS1.grid * 2).tolist() == FP4_E1M2.grid.tolist()
+    assert get_format("fp4_e1m2b1") is FP4_E1M2_BIAS1
+    assert torch.equal(FP4_E1M2_BIAS1.encode(FP4_E1M2_BIAS1.grid), FP4_E1M2.encode(FP4_E1M2.grid))  # same codes
+
+
+SAME_WIDTH_HALVES = [
+    (a, b) for a in [*FORMATS.values(), *RELEASED_FORMATS.values()] for b in [*FORMATS.values(), *RELEASED_FORMATS.values()]
+    if not isinstance(a, DualFormat) and not isinstance(b, DualFormat) and a.bits == b.bits
+]
+
+
+def test_every_dual_format_name_round_trips():
+    for negative, positive in SAME_WIDTH_HALVES:
+        fmt = dual_format(negative, positive)
+        assert get_format(fmt.name) == fmt and (fmt.negative, fmt.positive) == (negative, positive), fmt.name
+    # the registered names are what dual_format returns for their halves
+    assert dual_format(FP4_E1M2, FP4_E2M1) is DFQ_FP4 and dual_format(FP4_E2M1, FP4_E2M1) is AFPQ_FP4
+    assert get_format("dfq_e2m1neg_e2m1pos") is AFPQ_FP4
+    assert get_format("dfq_e3m0neg_e2m1pos").negative is FP4_E3M0
+    with pytest.raises(ValueError, match="one width"):
+        get_format("dfq_e2m1neg_e2m3pos")
+    with pytest.raises(ValueError, match=r"dfq_<negative>neg_<positive>pos with halves e1m2"):
+        get_format("dfq_e9m9neg_e2m1pos")
+
+
+def test_dfq_search_result_names_a_recipe_format():
+    """Issue: search_dual_format returned names that get_format (and so a recipe) did not know."""
+    from fpqvar.methods import LayerRecipe, Recipe
+    from fpqvar.methods.layers import OperandQuant
+    from fpqvar.methods.search import search_dual_format
+
+    torch.manual_seed(0)
+    x = torch.cat([-torch.rand(4, 64) * 0.1, torch.rand(4, 64).pow(4) * 6], dim=1)  # small negatives, heavy positives
+    fmt, errors = search_dual_format([x])
+    assert errors[(fmt.negative.name, fmt.positive.name)] == min(errors.values())
+    assert get_format(fmt.name) == fmt
+    recipe = Recipe("searched", layers={"ffn.fc2": LayerRecipe(input=OperandQuant(fmt.name))})
+    assert Recipe.from_dict(recipe.to_dict()).layers["ffn.fc2"].input.fmt == fmt.name

@@ -23,6 +23,7 @@ from fpqvar.formats import (
     INT6_ASYM,
     INT8,
     DualFormat,
+    dual_format,
 )
 from fpqvar.quant import TIES, round_to_format, round_to_integer
 
@@ -30,7 +31,7 @@ ALL_FP16 = torch.arange(2**16, dtype=torch.int32).to(torch.int16).view(torch.flo
 ALL_BF16 = torch.arange(2**16, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
 
 # Alg. 2 searches every pair of FP4 formats for the two DFQ halves, mantissa-less E3M0 included.
-E3M0_HALVES = [DualFormat("e3m0neg_e2m1pos", FP4_E3M0, FP4_E2M1), DualFormat("e1m2neg_e3m0pos", FP4_E1M2, FP4_E3M0)]
+E3M0_HALVES = [dual_format(FP4_E3M0, FP4_E2M1), dual_format(FP4_E1M2, FP4_E3M0)]
 EXHAUSTIVE = [FP4_E1M2, FP4_E2M1, FP4_E3M0, FP6_E2M3, FP6_E3M2, DFQ_FP4, DFQ_FP6, AFPQ_FP4, INT4, INT6_ASYM, *E3M0_HALVES]
 EVERY_FORMAT = [*FORMATS.values(), *E3M0_HALVES]
 

@@ -239,7 +239,7 @@ def _check_lambda_shapes(lambdas, var) -> None:
 
 def _quantize(args: argparse.Namespace) -> int:
     from .checkpoints import load_state_dict
-    from .methods import quantize_model, save_quantized
+    from .methods import quantize_model, released_behaviour, save_quantized
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
     from .paths import resolve_checkpoint
@@ -248,6 +248,8 @@ def _quantize(args: argparse.Namespace) -> int:
     out = _output(args.out, suffix=".safetensors", inputs={"--var": args.var, "--lambdas": args.lambdas, "--recipe": args.recipe})
     with _argument("--var"):
         var = load_var(resolve_checkpoint(args.var, "var"))
+    if args.released_behaviour:
+        recipe = released_behaviour(recipe)
     changes = {k: v for k, v in (("tie", args.tie), ("galt_fold", False if args.galt_online else None),
                                  ("kv_past_only", True if args.kv_past_only else None)) if v is not None}
     recipe = recipe.replace(**changes)
@@ -471,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="store FP4 weights as 4-bit codes (two per byte) + per-group scales, about a quarter of the size")
     quantize.add_argument("--high-precision", choices=sorted(DTYPES), default="fp32",
                           help="with --packed: dtype of the tensors that stay high precision (default fp32: exact)")
+    quantize.add_argument("--released-behaviour", action="store_true",
+                          help="every option of the released code (src/fpqvar/methods/README.md); --tie etc. still apply")
     quantize.set_defaults(run=_quantize)
 
     galt = commands.add_parser("galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`")

@@ -7,13 +7,13 @@ from functools import cached_property
 
 import torch
 
-from ._table import decode_by_table, encode_by_table, sorted_code_table
+from ._table import TabulatedFormat
 from .float_format import FP4_E1M2, FP4_E2M1, FP6_E2M3, FloatFormat
 from .int_format import INT6_ASYM, IntFormat
 
 
 @dataclass(frozen=True)
-class DualFormat:
+class DualFormat(TabulatedFormat):
     """Negative half of ``negative``'s grid joined with the positive half of ``positive``'s grid.
 
     Both formats have the same bit width and put the sign in the top bit, so a code whose top
@@ -52,14 +52,6 @@ class DualFormat:
         negative_code = codes >= 2 ** (self.bits - 1)
         return torch.where(negative_code, self.negative.values_by_code, self.positive.values_by_code)
 
-    @cached_property
-    def _code_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return sorted_code_table(self.values_by_code)
-
-    @property
-    def grid(self) -> torch.Tensor:
-        return self._code_table[0]
-
     @property
     def negative_grid(self) -> torch.Tensor:
         return self.grid[self.grid <= 0]
@@ -68,14 +60,18 @@ class DualFormat:
     def positive_grid(self) -> torch.Tensor:
         return self.grid[self.grid >= 0]
 
-    def encode(self, values: torch.Tensor) -> torch.Tensor:
-        return encode_by_table(values, self._code_table, self.name)
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return decode_by_table(codes, self.values_by_code, self.name)
+def half_name(fmt: FloatFormat | IntFormat) -> str:
+    """How a dual format's name calls one of its halves: e1m2, e2m1b1 (float formats without their width),
+    int6 (two's complement, the full range: the FP6 DFQ's negatives), int6sym (symmetric)."""
+    if isinstance(fmt, IntFormat):
+        return f"int{fmt.bits}" + ("sym" if fmt.symmetric else "")
+    return fmt.name.split("_", 1)[1]
 
-    def __str__(self) -> str:
-        return self.name
+
+def dual_name(negative: FloatFormat | IntFormat, positive: FloatFormat | IntFormat) -> str:
+    """The canonical name ``dfq_<negative>neg_<positive>pos`` that ``get_format`` parses back."""
+    return f"dfq_{half_name(negative)}neg_{half_name(positive)}pos"
 
 
 # The paper's FP4 DFQ (Alg. 2's result): E1M2 negatives, E2M1 positives.

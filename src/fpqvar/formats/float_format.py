@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from ._table import decode_by_table, encode_by_table, sorted_code_table
+from ._table import TabulatedFormat
 
 # Which codes a format gives up to non-finite values:
 #   "none"     all codes are finite (OCP MX FP4/FP6, the paper's E1M2/E3M0);
@@ -18,7 +18,7 @@ Specials = Literal["none", "nan_only", "ieee"]
 
 
 @dataclass(frozen=True)
-class FloatFormat:
+class FloatFormat(TabulatedFormat):
     """An S1 E<e> M<m> floating-point format with exponent bias ``bias``.
 
     Codes are sign-magnitude bit strings ``s | exponent | mantissa``; exponent field 0 holds
@@ -75,28 +75,14 @@ class FloatFormat:
             values.append(sign * magnitude)
         return torch.tensor(values, dtype=torch.float64)
 
-    @cached_property
-    def _code_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return sorted_code_table(self.values_by_code)
-
-    @property
-    def grid(self) -> torch.Tensor:
-        """Sorted distinct finite values (float64); 2**bits - 1 of them when no code is reserved."""
-        return self._code_table[0]
-
-    def encode(self, values: torch.Tensor) -> torch.Tensor:
-        return encode_by_table(values, self._code_table, self.name)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return decode_by_table(codes, self.values_by_code, self.name)
-
-    def __str__(self) -> str:
-        return self.name
 
 
-# FP4 (Table I of the paper). E1M2 uses bias 0 as in Table I (max 3.5); the released code's
-# E1M2 list is the same grid halved (bias 1, max 1.75), which absmax scaling makes identical.
+# FP4 (Table I of the paper). E1M2 uses bias 0 as in Table I (max 3.5). The released code's E1M2 list is the same
+# grid halved (bias 1, max 1.75): absmax scaling makes the two identical whenever the scale is a normal float
+# (scales are float32 by default: fp32/bf16 groups with absmax above ~4e-38); with a subnormal scale, e.g. the
+# released float16 arithmetic below absmax ~2e-4, they differ, so the released grid is offered too.
 FP4_E1M2 = FloatFormat("fp4_e1m2", 1, 2, bias=0)
+FP4_E1M2_BIAS1 = FloatFormat("fp4_e1m2b1", 1, 2, bias=1)
 FP4_E2M1 = FloatFormat("fp4_e2m1", 2, 1, bias=1)
 FP4_E3M0 = FloatFormat("fp4_e3m0", 3, 0, bias=3)
 # FP6 and FP8 as defined by the OCP Microscaling (MX) specification v1.0.

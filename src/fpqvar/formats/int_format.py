@@ -7,11 +7,11 @@ from functools import cached_property
 
 import torch
 
-from ._table import decode_by_table, encode_by_table, sorted_code_table
+from ._table import TabulatedFormat
 
 
 @dataclass(frozen=True)
-class IntFormat:
+class IntFormat(TabulatedFormat):
     """INT-n in two's complement.
 
     ``symmetric=True`` is the grid of symmetric absmax quantization: -(2**(n-1) - 1) .. 2**(n-1) - 1,
@@ -37,24 +37,6 @@ class IntFormat:
         codes = torch.arange(2**self.bits, dtype=torch.float64)
         return torch.where(codes >= 2 ** (self.bits - 1), codes - 2**self.bits, codes)
 
-    @cached_property
-    def _code_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        grid, codes = sorted_code_table(self.values_by_code)
-        keep = grid >= self.min_value
-        return grid[keep], codes[keep]
-
-    @property
-    def grid(self) -> torch.Tensor:
-        return self._code_table[0]
-
-    def encode(self, values: torch.Tensor) -> torch.Tensor:
-        return encode_by_table(values, self._code_table, self.name)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return decode_by_table(codes, self.values_by_code, self.name)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 INT4 = IntFormat("int4", 4)

@@ -10,10 +10,10 @@ from .apply import (
 )
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, OperandQuant, QuantizedLinear
-from .recipe import RECIPES, LayerRecipe, Recipe, get_recipe, rotated_layer_names
+from .recipe import RECIPES, LayerRecipe, Recipe, get_recipe, released_behaviour, rotated_layer_names
 
 __all__ = [
     "fold_lambda_into_ada_lin", "load_quantized_var", "model_rotation", "quantize_model", "quantized_var_from_state_dict", "save_quantized", "QuantizedKVCache",
     "InputTransform", "OperandQuant", "QuantizedLinear", "RECIPES", "LayerRecipe", "Recipe", "get_recipe",
-    "rotated_layer_names",
+    "released_behaviour", "rotated_layer_names",
 ]

@@ -110,12 +110,13 @@ def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> 
                 None if layer is None else layer.weight,
                 None if layer is None else layer.input,
                 transform,
-                recipe.tie,
+                recipe.numerics,
             )
             replace_module(var, name, quantized)
 
     if recipe.kv_cache is not None:
-        factory = functools.partial(QuantizedKVCache, recipe.kv_cache, past_only=recipe.kv_past_only, tie=recipe.tie)
+        factory = functools.partial(QuantizedKVCache, recipe.kv_cache, past_only=recipe.kv_past_only,
+                                    tie=recipe.numerics, round_to_fp16=recipe.kv_fp16)
         for block in var.blocks:
             block.attn.kv_cache_factory = factory
     var.recipe = recipe

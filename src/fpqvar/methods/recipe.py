@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..formats import get_format
+from ..formats import FP4_E1M2, FP4_E1M2_BIAS1, DualFormat, dual_format, get_format
 from ..model.hooks import BLOCK_LINEARS, block_layer_name, parse_block_layer_name
-from ..quant import PerChannel, PerGroup, PerTensor, PerToken, Tie
+from ..quant import RELEASED_NUMERICS, Numerics, PerChannel, PerGroup, PerTensor, PerToken, ScaleDtype, Tie
 from .layers import OperandQuant
 
 ROTATED_KINDS = ("attn.mat_qkv", "ffn.fc1")  # inputs right after the AdaLN modulation (paper Eq. 4)
@@ -44,13 +44,16 @@ class Recipe:
     galt_fold: bool = True  # paper Eq. 6: lambda folded into ada_lin; False: multiplied online (released code)
     kv_cache: OperandQuant | None = None
     kv_past_only: bool = False  # released code: a step's own K/V stay high precision
-    tie: Tie = "even"  # "up": the released CUDA kernel's ties toward +inf
+    kv_fp16: bool = False  # released code: quantized K/V rounded to fp16
+    tie: Tie = "even"  # ties of FP and dual formats; "up": the released CUDA kernel's ties toward +inf
+    int_tie: Tie | None = None  # ties of INT formats (None: as tie); the released code: "even"
+    scale_dtype: ScaleDtype = "float32"  # "input": scale and x / s in the activation's dtype (released code)
+    int_absmax_floor: float = 0.0  # symmetric INT absmax floor; the released code: 1e-5
 
     def __post_init__(self) -> None:
         if self.rotation not in (None, "full", "group"):
             raise ValueError(f"rotation must be None, 'full' (HT) or 'group' (GHT), got {self.rotation!r}")
-        if self.tie not in ("even", "up", "down"):
-            raise ValueError(f"tie must be 'even', 'up' or 'down', got {self.tie!r}")
+        Numerics(self.tie, self.int_tie, self.scale_dtype, self.int_absmax_floor)  # raises on a bad value
         for name in self.block_overrides:
             try:
                 parse_block_layer_name(name)
@@ -63,6 +66,11 @@ class Recipe:
             for q in (lr.weight, lr.input):
                 if q is not None:
                     get_format(q.fmt)
+
+    @property
+    def numerics(self) -> Numerics:
+        """What the quantizers of this recipe take as ``tie``: ties per format family and the arithmetic."""
+        return Numerics(self.tie, self.int_tie, self.scale_dtype, self.int_absmax_floor)
 
     def layer(self, block: int, kind: str) -> LayerRecipe | None:
         return self.block_overrides.get(block_layer_name(block, kind), self.layers.get(kind))
@@ -204,6 +212,46 @@ def _released_mixed_formats_d30() -> dict[str, Recipe]:
 
 
 RECIPES: dict[str, Recipe] = _build()
+
+# The seed whose sign flips are the released code's: random_hadamard_matrix seeds torch with 42 and draws
+# randint(0, 2, (n,)); rotation.random_signs(n, 42) draws the same signs (tests pin the 128 of its GHT block).
+RELEASED_ROTATION_SEED = 42
+
+
+def _released_grid(name: str) -> str:
+    """The released code's grid for a format: E1M2 (alone or as a dual format's half) halved, others as they are."""
+    fmt = get_format(name)
+    if fmt == FP4_E1M2:
+        return FP4_E1M2_BIAS1.name
+    if isinstance(fmt, DualFormat) and FP4_E1M2 in (fmt.negative, fmt.positive):
+        def swap(half):
+            return FP4_E1M2_BIAS1 if half == FP4_E1M2 else half
+        return dual_format(swap(fmt.negative), swap(fmt.positive)).name
+    return name
+
+
+def released_behaviour(recipe: Recipe) -> Recipe:
+    """``recipe`` with every option that reproduces the authors' released code (methods/README.md lists them):
+    INT ties to even and grid ties up, the scale and x / s in the activation's dtype, the INT absmax floor 1e-5,
+    the halved E1M2 grid, lambda multiplied online, only past K/V quantized and rounded to fp16, and the
+    released Hadamard sign flips (exact for GHT; a full HT at a width that is not a power of two uses another
+    Hadamard matrix than the released tables)."""
+    def operand(q):
+        return None if q is None else OperandQuant(_released_grid(q.fmt), q.granularity)
+
+    def layer(lr):
+        return LayerRecipe(operand(lr.weight), operand(lr.input))
+
+    numerics = RELEASED_NUMERICS
+    return recipe.replace(
+        name=f"{recipe.name}_released", description=f"{recipe.description} (released code's behaviour)",
+        layers={k: layer(v) for k, v in recipe.layers.items()},
+        block_overrides={k: layer(v) for k, v in recipe.block_overrides.items()},
+        kv_cache=operand(recipe.kv_cache), kv_past_only=True, kv_fp16=True, galt_fold=False,
+        rotation_seed=RELEASED_ROTATION_SEED if recipe.rotation else recipe.rotation_seed,
+        tie=numerics.tie, int_tie=numerics.int_tie, scale_dtype=numerics.scale_dtype,
+        int_absmax_floor=numerics.int_absmax_floor,
+    )
 
 
 def get_recipe(name: str) -> Recipe:

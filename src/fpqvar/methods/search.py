@@ -7,7 +7,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from ..formats import DualFormat, get_format
+from ..formats import DualFormat, dual_format, get_format
 from ..quant import Granularity, PerGroup, Tie, fake_quantize
 from .calibration import ActivationStore
 from .layers import OperandQuant
@@ -31,10 +31,10 @@ def search_dual_format(
     """Alg. 2: the (negative grid, positive grid) pair with the least mean quantization MSE over ``tensors``."""
     errors = {}
     for negative, positive in itertools.product(formats, formats):
-        fmt = DualFormat(f"{negative}neg_{positive}pos", get_format(negative), get_format(positive))
+        fmt = dual_format(get_format(negative), get_format(positive))
         errors[(negative, positive)] = sum(_mse(fake_quantize(x, fmt, granularity, tie), x) for x in tensors) / len(tensors)
     negative, positive = min(errors, key=errors.get)
-    return DualFormat(f"{negative}neg_{positive}pos", get_format(negative), get_format(positive)), errors
+    return dual_format(get_format(negative), get_format(positive)), errors
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def search_mixed_formats(
         table = {}
         for wf, af in itertools.product(formats, formats):
             table[(wf, af)] = layer_output_mse(
-                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
+                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.numerics
             )
         wf, af = min(table, key=table.get)
         overrides[layer_name] = LayerRecipe(OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity))
@@ -100,7 +100,7 @@ def search_uniform_formats(
     for wf, af in itertools.product(formats, formats):
         totals[(wf, af)] = sum(
             layer_output_mse(
-                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.tie
+                inputs, weight, OperandQuant(wf, template.weight.granularity), OperandQuant(af, template.input.granularity), base.numerics
             ) / power
             for template, weight, inputs, power in layers
         )
