@@ -16,7 +16,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import functools
 import hashlib
+import itertools
 import json
 import pathlib
 import re
@@ -94,6 +96,12 @@ class TableSettings:
             raise ValueError("per-class count and batch size must be positive and at least one sampling seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"sampling seeds repeat: {self.seeds}")
+        per_class_batches = -(-self.per_class // self.batch_size)
+        ordered = sorted(self.seeds)
+        if any(b - a < per_class_batches for a, b in itertools.pairwise(ordered)):
+            # batch j of seed s is seeded s + j: closer seeds would draw some of the same images twice
+            raise ValueError(f"sampling seeds {self.seeds} must lie at least {per_class_batches} apart (the batches per class), "
+                             "or two seeds would share images")
         kind = self.evaluator.partition(":")[0]
         if kind not in ("classifier", "inception", "none") or (kind != "none" and ":" not in self.evaluator):
             raise ValueError(f"evaluator must be classifier:<checkpoint|embedded>, inception:<file> or none, got {self.evaluator!r}")
@@ -345,12 +353,13 @@ def run_table(
         started, wall = time.perf_counter(), {}
         lambdas, galt = None, None
         if recipe.galt:
-            if process.rank == 0:  # the others read rank 0's cache
-                galt_lambdas(var, vae, recipe, options=settings.galt, var_sha256=model["var_sha256"], cache_dir=out / "galt",
-                             device=device, amp_dtype=amp, progress=progress)
+            learn = functools.partial(galt_lambdas, var, vae, recipe, options=settings.galt, var_sha256=model["var_sha256"],
+                                      cache_dir=out / "galt", device=device, amp_dtype=amp, progress=progress)
+            if process.rank == 0:
+                lambdas, galt = learn()
             process.barrier()
-            lambdas, galt = galt_lambdas(var, vae, recipe, options=settings.galt, var_sha256=model["var_sha256"],
-                                         cache_dir=out / "galt", device=device, amp_dtype=amp, progress=progress)
+            if process.rank != 0:  # the others read rank 0's cache
+                lambdas, galt = learn()
             wall["galt"] = galt["seconds"]
         tick = time.perf_counter()
         quantized = quantize_model(copy.deepcopy(var), recipe, lambdas)
@@ -373,7 +382,7 @@ def run_table(
                 by_seed[str(seed)] = measure(images, labels)
             wall["evaluation"] = round(time.perf_counter() - tick, 2)
             tick = time.perf_counter()
-            teacher = teacher_forced_metrics(var, quantized, tokens, amp_dtype=amp)
+            teacher = teacher_forced_metrics(var, quantized, tokens, amp_dtype=amp, reference_logits=_logit_cache(lazy, var, tokens))
             wall["teacher_forced"] = round(time.perf_counter() - tick, 2)
             tick = time.perf_counter()
             store = _report_store(lazy, settings, var, vae, amp)
@@ -451,6 +460,14 @@ def _held_out(lazy: dict, settings: TableSettings, var: VAR, vae: VQVAE, classes
     vae_input = images_to_signed_nchw(images, device)
     lazy["tokens"] = held_out_tokens(vae, vae_input, labels, f"{source}: first {len(labels)}")
     return lazy["tokens"]
+
+
+def _logit_cache(lazy: dict, var: VAR, tokens: HeldOutTokens, budget: int = 2**30) -> dict | None:
+    """Where rank 0 keeps the reference model's held-out logits for the next recipes, when they fit in ``budget``
+    bytes (1,000 images of the embedded model: 0.3 GB; of VAR-d30: 11 GB, recomputed instead)."""
+    if tokens.targets.numel() * var.config.vocab_size * 4 > budget:
+        return None
+    return lazy.setdefault("reference_logits", {})
 
 
 def _report_store(lazy: dict, settings: TableSettings, var: VAR, vae: VQVAE, amp: torch.dtype | None) -> ActivationStore | None:

@@ -51,11 +51,14 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
 
 @torch.no_grad()
 def per_image_measures(
-    reference: VAR, quantized: VAR, tokens: HeldOutTokens, batch_size: int = 100, amp_dtype: torch.dtype | None = None
+    reference: VAR, quantized: VAR, tokens: HeldOutTokens, batch_size: int = 100, amp_dtype: torch.dtype | None = None,
+    reference_logits: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Per image: summed NLL of each model, summed KL(reference || quantized), count of agreeing top-1 tokens.
 
-    Sums per image (float64), so that means over tokens and bootstrap resamples over images are exact."""
+    Sums per image (float64), so that means over tokens and bootstrap resamples over images are exact.
+    ``reference_logits``: a dict that keeps the reference model's logits between calls (the reference is the same
+    for every recipe of a table), filled on the first call."""
     device = reference.pos_1LC.device
     parts: dict[str, list[np.ndarray]] = {"nll": [], "nll_reference": [], "kl": [], "top1_agreement": []}
     for start in range(0, len(tokens), batch_size):
@@ -64,8 +67,15 @@ def per_image_measures(
         y = tokens.labels[start:end].to(device)
         t = tokens.targets[start:end].to(device)
         with _autocast(device, amp_dtype):
-            log_p = F.log_softmax(reference(y, x).float(), dim=-1)
-            log_q = F.log_softmax(quantized(y, x).float(), dim=-1)
+            if reference_logits is not None and start in reference_logits:
+                logits_p = reference_logits[start].to(device)
+            else:
+                logits_p = reference(y, x).float()
+                if reference_logits is not None:
+                    reference_logits[start] = logits_p.cpu()
+            logits_q = quantized(y, x)
+        # float64: a KL of 1e-6 per token is a real difference here, not rounding
+        log_p, log_q = F.log_softmax(logits_p.double(), dim=-1), F.log_softmax(logits_q.double(), dim=-1)
         nll_q = -log_q.gather(-1, t.unsqueeze(-1)).squeeze(-1)
         nll_p = -log_p.gather(-1, t.unsqueeze(-1)).squeeze(-1)
         # KL per token; terms with p = 0 contribute 0 (exp(-inf) * finite), as kl_div with log_target does.
@@ -88,10 +98,10 @@ def bootstrap_interval(per_image: np.ndarray, tokens_per_image: int, resamples: 
 
 def teacher_forced_metrics(
     reference: VAR, quantized: VAR, tokens: HeldOutTokens, batch_size: int = 100, amp_dtype: torch.dtype | None = None,
-    resamples: int = 1000,
+    resamples: int = 1000, reference_logits: dict | None = None,
 ) -> dict:
     """Per-token means (nll, nll_reference, kl, top1_agreement) and each one's 95% bootstrap interval over images."""
-    sums = per_image_measures(reference, quantized, tokens, batch_size, amp_dtype)
+    sums = per_image_measures(reference, quantized, tokens, batch_size, amp_dtype, reference_logits)
     per_image_tokens = tokens.targets.shape[1]
     count = len(tokens) * per_image_tokens
     metrics: dict = {name: float(values.sum() / count) for name, values in sums.items()}
