@@ -109,6 +109,16 @@ class TableSettings:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> TableSettings:
+        """The settings a row or `run.json` recorded."""
+        return cls(**{**raw, "seeds": tuple(raw["seeds"]), "galt": GaltOptions(**raw["galt"])})
+
+
+def read_settings(folder: str | pathlib.Path) -> TableSettings:
+    """The settings of a results folder's rows (its `run.json`)."""
+    return TableSettings.from_dict(json.loads((pathlib.Path(folder) / "run.json").read_text())["settings"])
+
 
 def parse_classes(text: str, num_classes: int) -> list[int]:
     """"all", "0-999", "1,153,698" or a mix ("0-9,500") -> sorted class ids, each checked against the model."""
@@ -197,7 +207,7 @@ _CLASS_IN_NAME = re.compile(r"class(\d+)_")
 
 
 def folder_images(folder: pathlib.Path, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``count`` labelled images of a folder, resized (shorter side) and centre-cropped to ``size``.
+    """Up to ``count`` labelled images of a folder (every k-th file), resized (shorter side) and centre-cropped to ``size``.
 
     The class of an image is read from its name (``class<c>_*``, as `fpqvar sample` writes) or from its
     parent folder's name when that is a number (``<folder>/<c>/*.JPEG``, a class-per-folder layout)."""
@@ -205,6 +215,7 @@ def folder_images(folder: pathlib.Path, size: int, count: int) -> tuple[np.ndarr
 
     suffixes = {".png", ".jpg", ".jpeg", ".webp"}
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    files = files[:: max(1, len(files) // count)]  # spread over the whole folder (every class), not its first files
     images, labels = [], []
     for path in files:
         found = _CLASS_IN_NAME.match(path.name)
