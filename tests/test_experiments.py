@@ -291,3 +291,13 @@ def test_paper_tables_name_recipes_that_exist(repo_root):
         assert len(table) == rows and set(table["recipe"]) <= set(RECIPES), name
     table3 = load_table("table3_256").set_index("recipe")
     assert table3.loc["fp4_fpqvar", "IS"] - table3.loc["int4_litevar", "IS"] == pytest.approx(65.6)  # as the text says
+
+
+def test_side_by_side_keeps_the_paper_order_and_leaves_missing_rows_empty():
+    ours = _frame({"fp4_dfq": 0.05, "fp4_baseline": 0.1}, spread=0.01)
+    paper = pd.DataFrame({"row": ["FP4 baseline", "+ DFQ", "+ DFQ & HT"], "recipe": ["fp4_baseline", "fp4_dfq", "fp4_dfq_ht"],
+                          "FID": [10.72, 8.25, 4.69]})
+    table = compare.side_by_side(ours, paper, ["kl"], "ours", "paper")
+    assert list(table.index) == ["FP4 baseline", "+ DFQ", "+ DFQ & HT"]
+    assert table[("paper", "FID")].tolist() == [10.72, 8.25, 4.69]
+    assert table[("ours", "kl")].tolist()[:2] == [0.1, 0.05] and math.isnan(table[("ours", "kl")].iloc[2])
