@@ -161,13 +161,22 @@ def load_models(var_spec: str, vae_spec: str, device: torch.device) -> tuple[VAR
 
 
 # ------------------------------------------------------------------------------------------------ GALT
+def galt_target_key(recipe: Recipe) -> str:
+    """What GALT's loss depends on in a recipe: mat_qkv's formats, the rotation and the rounding ties. Recipes
+    that differ elsewhere only (fp4_fpqvar and fp4_fpqvar_kv6: the KV cache) share their lambdas."""
+    layer = recipe.to_dict()["layers"].get("attn.mat_qkv")
+    target = {"mat_qkv": layer, "rotation": recipe.rotation, "group": recipe.rotation_group, "seed": recipe.rotation_seed,
+              "tie": recipe.tie}
+    return hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def galt_lambdas(var: VAR, vae: VQVAE, recipe: Recipe, *, options: GaltOptions, var_sha256: str, cache_dir: pathlib.Path,
                  device: torch.device, amp_dtype: torch.dtype | None, progress: bool = True) -> tuple[dict, dict]:
     """GALT's lambdas for ``recipe`` (paper Alg. 3), from ``cache_dir`` when learned before for this checkpoint and
     these options; and how they were obtained. The one adapter between the runner and the GALT library."""
     from safetensors.torch import load_file, save_file
 
-    path = cache_dir / f"galt_{var_sha256[:16]}_{recipe.name}_{options.key()}.safetensors"
+    path = cache_dir / f"galt_{var_sha256[:16]}_{galt_target_key(recipe)}_{options.key()}.safetensors"
     info = {"options": dataclasses.asdict(options), "file": path.name}
     if path.exists():
         return {k: v.to(device) for k, v in load_file(str(path)).items()}, info | {"cached": True, "seconds": 0.0}
