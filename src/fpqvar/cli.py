@@ -387,6 +387,30 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    from .distributed import finish_process, init_process
+    from .experiments import GaltOptions, TableSettings, run_table
+
+    process = init_process(args.device)
+    dtype = args.dtype or ("fp16" if process.device.type == "cuda" else "fp32")
+    settings = TableSettings(
+        var=args.var, vae=args.vae, classes=args.classes, per_class=args.per_class, batch_size=args.batch_size,
+        seeds=tuple(args.seeds), cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, dtype=dtype, evaluator=args.evaluator,
+        reference=args.reference, reference_images=args.reference_images, held_out=args.held_out,
+        held_out_images=args.held_out_images, report_samples=args.report_samples,
+        galt=GaltOptions(samples=args.galt_samples, epochs=args.galt_epochs, seed=args.galt_seed),
+    )
+    rows = run_table(settings, args.recipes, args.out, process=process, progress=not args.quiet)
+    if process.rank == 0:
+        for row in rows:
+            tf = row["teacher_forced"]
+            print(f"{row['recipe_name']}: KL {tf['kl']:.5f}, top-1 agreement {tf['top1_agreement']:.4f}, NLL {tf['nll']:.4f}"
+                  + "".join(f", {k} {v:.4g}" for k, v in row["metrics"].items() if k in ("fid", "classifier_fid", "inception_score", "classifier_is")))
+        print(f"{len(rows)} rows in {args.out}/rows/")
+    finish_process()
+    return 0
+
+
 def finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -519,6 +543,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=positive_int, default=100)
     evaluate.add_argument("--device")
     evaluate.set_defaults(run=_evaluate)
+
+    table = commands.add_parser(
+        "table", help="the paper's tables as data: per recipe quantize, sample, evaluate, teacher-forced metrics -> one JSON row",
+        description="Resumable (rows and images already on disk are kept) and distributed under torchrun like `sample`. "
+        "Rows are written to OUT/rows/<recipe>.json; notebooks/07_results reads them.",
+    )
+    table.add_argument("--var", default="embedded", help="full-precision VAR checkpoint or `embedded` (default)")
+    table.add_argument("--vae", default="embedded", help="its VQVAE, or `embedded` (default)")
+    table.add_argument("--recipes", nargs="+", required=True, help="named recipes (fpqvar.methods.RECIPES), e.g. fp16 int8_rtn fp4_fpqvar")
+    table.add_argument("--out", required=True, help="results folder (rows/, images/, galt/ cache)")
+    table.add_argument("--classes", default="all", help="all (default), 0-999 or 1,153,698")
+    table.add_argument("--per-class", type=int, default=50, help="images per class and seed (default 50, the paper's)")
+    table.add_argument("--batch-size", type=int, default=50)
+    table.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds; two or more give the seed-to-seed spread")
+    table.add_argument("--cfg", type=float, default=1.5)
+    table.add_argument("--top-k", type=int, default=900)
+    table.add_argument("--top-p", type=float, default=0.96)
+    table.add_argument("--dtype", choices=sorted(DTYPES), help="autocast dtype (default fp16 on CUDA, fp32 on CPU)")
+    table.add_argument("--evaluator", default="classifier:embedded",
+                       help="classifier:<ckpt|embedded> (proxy), inception:<pt_inception-2015-12-05.pth>, or none")
+    table.add_argument("--reference", default="mnist-test", help="reference batch: mnist-test, an .npz or a folder of PNGs")
+    table.add_argument("--reference-images", type=int, help="use only the first N reference images")
+    table.add_argument("--held-out", default="mnist-test",
+                       help="teacher-forcing images: mnist-test, a folder (class<c>_*.png or <c>/ subfolders), or samples "
+                       "(the full-precision model's own)")
+    table.add_argument("--held-out-images", type=int, default=1000)
+    table.add_argument("--report-samples", type=int, default=2, help="calibration samples of the layer-wise error report (0: none)")
+    table.add_argument("--galt-samples", type=int, default=100)
+    table.add_argument("--galt-epochs", type=int, default=50)
+    table.add_argument("--galt-seed", type=int, default=0)
+    table.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    table.add_argument("--quiet", action="store_true", help="no progress bars")
+    table.set_defaults(run=_table)
     return parser
 
 
