@@ -38,7 +38,10 @@ def test_vq_forward_is_straight_through_and_matches_tokenization():
     assert usage.sum(1).tolist() == [4 * pn * pn for pn in TINY_VAE.patch_nums]
     f_hat.sum().backward()
     assert torch.allclose(vae.quant_conv.bias.grad, torch.full((8,), 4.0 * 16))  # d(sum)/df = 1 everywhere
-    assert vq_loss > 0
+    # the VQ loss in value: per scale beta |f_hat_k - f|^2 + |f_hat_k - f|^2 on the partial sums, averaged over scales
+    partial_sums = vae.quantize.f_to_idxBl_or_fhat(f.detach(), to_fhat=True)
+    expected = sum((1 + TINY_VAE.beta) * (fk - f.detach()).pow(2).mean() for fk in partial_sums) / len(partial_sums)
+    assert vq_loss.item() > 0 and torch.allclose(vq_loss, expected, rtol=1e-5, atol=0)
 
 
 def test_vqvae_and_var_losses_fall():
