@@ -42,15 +42,19 @@ def check_tie(tie: str) -> None:
 
 
 def round_to_integer(y: torch.Tensor, tie: Tie = "even") -> torch.Tensor:
-    """Nearest integer (unbounded), ties as ``tie``; exact for every float (see the module docstring)."""
+    """Nearest integer (unbounded), ties as ``tie``, zero as +0.0; exact for every float (module docstring).
+
+    Each mode's last operation turns a -0.0 from round() into +0.0 (-0 + 0 = +0 and -1 + 1 = +0): an explicit
+    ``+ 0.0`` would be removed by inductor as a no-op. (For |y| >= 2**24 in float32, (n + 1) - 1 may move n
+    by 2; such values lie far beyond every grid, whose clamp follows.)"""
     check_tie(tie)
     nearest = torch.round(y)
     if tie == "even":
-        return nearest
+        return (nearest + 1) - 1
     off = y - nearest  # exact; +-1/2 only at a tie, which round() sent to the even neighbour
     if tie == "up":
         return nearest + (off == 0.5)
-    return nearest - (off == -0.5).to(nearest.dtype)  # torch refuses tensor - bool
+    return (nearest - 1) + (off != -0.5)
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,10 @@ def round_to_format(y: torch.Tensor, fmt: Format, tie: Tie = "even") -> torch.Te
             even = [_even_exponent_field(field, h, layout) if h.exponent_coded_bias is not None else False for h in halves]
             field_even = torch.where(is_positive, even[1], even[0])
         rounded = torch.where((steps.abs() == 1.5) & field_even, steps.sign(), torch.round(steps))
+        rounded = (rounded + 1) - 1  # -0 -> +0 (round_to_integer says why)
     else:
         # With a mantissa (or an integer grid), a code's last bit is the parity of its step count, so
         # round-half-even on the step count is round-half-to-even-code.
         rounded = round_to_integer(steps, tie)
     out = rounded if spacing is None else rounded * spacing.view(dtype)
-    out = out.clamp(low, high)
-    return torch.where(out == 0, 0.0, out)  # -0 -> +0 (see the module docstring)
+    return out.clamp(low, high)  # saturate; zeros are +0 already
