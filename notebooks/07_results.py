@@ -32,8 +32,8 @@
 # teacher-forced measures); smaller differences are marked **n.s.** (not significant).
 #
 # **Where the rows come from.** The committed rows in `data/results/embedded/` were made by the command printed
-# below on this project's 2-core CPU machine (about an hour). Below, a few of them are recomputed live with fewer
-# images, to show that they still hold.
+# below on this project's 2-core CPU machine, shared with other jobs (`data/results/README.md` says what was left
+# unfinished and why). Below, a few of them are recomputed live with fewer images, to show that they still hold.
 
 # %% tags=["parameters"]
 var = "embedded"  # a full-precision VAR checkpoint (var_d30.pth, .safetensors), or "embedded"
@@ -116,6 +116,8 @@ our_label = {"classifier": f"ours: VAR-d{first['model']['depth']}, classifier pr
 paper_label = "paper: VAR-d30, Inception"
 protocol = first["protocol"]
 print(f"{len(rows)} rows; {our_label}")
+print("recipes that fit this model but have no row here (empty in the tables):",
+      [r for r in fitting if r not in {row["recipe_name"] for row in rows}] or "none")
 print(f"per recipe: {first['num_samples']} samples per seed ({len(protocol['classes'])} classes x {protocol['per_class']}), "
       f"seeds {protocol['seeds']}, cfg {protocol['cfg']}, top-k {protocol['top_k']}, top-p {protocol['top_p']}, {protocol['dtype']}")
 print(f"teacher-forced: {first['teacher_forced']['source']} ({first['teacher_forced']['tokens']} tokens)")
@@ -298,6 +300,9 @@ for name in grid_recipes:
     recipe = get_recipe(name)
     lambdas = None
     if recipe.galt:
+        if name not in ours.index:  # learning lambdas is the rows' job (`fpqvar table`); here only their cache is read
+            print(f"{name}: left out of the grid, no row (and no learned lambdas) in {results_dir.name}")
+            continue
         lambdas, _ = galt_lambdas(full_var, full_vae, recipe, options=settings.galt, var_sha256=model["var_sha256"],
                                   cache_dir=results_dir / "galt", device=process.device, amp_dtype=amp, progress=False)
     grids[name] = recipe_images(full_var, full_vae, recipe, lambdas, classes, seed, amp)
