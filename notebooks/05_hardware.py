@@ -102,7 +102,7 @@ for name, x, dual in (("E2M1, Gaussian groups", gaussian, False), ("DFQ, GELU gr
         rows.append({"quantizer": name, "tie": tie, "values": report["values"],
                      "mismatch rate": round(report["mismatch_rate"], 4), "max steps apart": report["max_grid_steps_apart"]})
 mismatch = pd.DataFrame(rows)
-print("measured on synthetic data with fpqvar.hw.quantizer (a model of the paper's design), not on VAR activations")
+print("measured on synthetic data with fpqvar.hw.fp4_quantizer (a model of the paper's design), not on VAR activations")
 mismatch
 
 # %% [markdown]
@@ -142,7 +142,7 @@ gemm_errors.T
 #
 # Measured in Verilator (cocotb) at VAR-d30 sizes (C = 1920: 15 GHT groups of 128 per token; FC2 reduces over
 # 4C = 60 groups), on a 2 x 2 PE array; the suite checks every count against the cycle model in
-# `fpqvar.hw.pipeline`. Latency: edges from taking a beat to its result being valid; interval: edges per beat.
+# `fpqvar.hw` (`linear_tile`, `fp4_gemm`, `fmu_overlap_controller`, ...). Latency: edges from taking a beat to its result being valid; interval: edges per beat.
 
 # %%
 cycles = json.loads((data_dir() / "hw" / "cycles.json").read_text())

@@ -3,7 +3,7 @@
     python rtl/measure_cycles.py
 
 Each entry runs one cocotb timing test of rtl/tests (the same test that the suite runs at small sizes; both check
-the count against the cycle model of fpqvar.hw.pipeline, whose expectations come with the test module's
+the count against the cycle models of fpqvar.hw (linear_tile, fp4_gemm, fmu_overlap_controller, ...), whose expectations come with the test module's
 `timing_vectors`) on a larger build, and records what it measured.
 Sizes follow VAR-d30 (C = 1920, GHT groups of 128: 15 groups per token; FC2 reduces over 4C = 60 groups) with
 a 2 x 2 PE array; cycle counts do not depend on the data, and tests/test_hw_pipeline.py checks this file

@@ -36,11 +36,10 @@ CONFIGS = [
     ("fp4_scale_pass", {"GROUP": 16, "WIDTH": 23, "DUAL": 1, "INDEX_BITS": 8}),
     ("fp4_quantizer", {"GROUP": 16, "WIDTH": 23, "DUAL": 0, "TIE_UP": 0, "INDEX_BITS": 8}),
     ("fp4_quantizer", {"GROUP": 16, "WIDTH": 16, "DUAL": 1, "TIE_UP": 0, "INDEX_BITS": 8}),
-    # GEMM units: a 2 x 2 array, 8 lanes per PE (32 product tables); the paper's units are much larger.
-    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "DUAL": 0, "SCALE_WIDTH": 23,
-                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),
-    ("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "DUAL": 1, "SCALE_WIDTH": 16,
-                  "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),
+    # GEMM units: a 2 x 2 array, 8 and 16 lanes per PE (32 and 64 product tables); the paper's units are much
+    # larger, and the two lane counts give the cost of a lane and of an output (fpqvar.hw.performance.yosys_estimates).
+    *(("fp4_gemm", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": lanes, "DUAL": dual, "SCALE_WIDTH": 16 if dual else 23,
+                    "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}) for dual in (0, 1) for lanes in (8, 16)),
     ("stream_frame_fifo", {"DATA_WIDTH": 64, "DEPTH": 16}),
     ("fmu_overlap_controller", {"ROWS": 2, "COLS": 2, "GROUP": 128, "LANES": 8, "SCALE_WIDTH": 16,
                                 "WEIGHT_SCALE_WIDTH": 16, "OUT_WIDTH": 64}),

@@ -1,4 +1,4 @@
-"""The FP4 GEMM unit's model (fpqvar.hw.gemm) against exact arithmetic and the software quantized matmul."""
+"""The FP4 GEMM unit's model (fpqvar.hw.fp4_gemm) against exact arithmetic and the software quantized matmul."""
 
 from fractions import Fraction
 
@@ -8,6 +8,8 @@ import torch
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
 from fpqvar.hw import contribution_width, gemm, gemm_report, output_unit, weight_scale_fixed_point
 from fpqvar.quant import PerGroup, fake_quantize, quantize
+
+SMALL = {"group": 8, "scale_width": 12, "weight_scale_width": 8}  # the widths the edge-case tests build
 
 
 def _operands(seed, rows=3, cols=4, groups=3, group=8):
@@ -25,7 +27,8 @@ def _operands(seed, rows=3, cols=4, groups=3, group=8):
 def test_result_is_the_exact_product_of_the_dequantized_operands(dual):
     group = 8
     act, act_max, act_max_negative, weight, weight_scale = _operands(0)
-    result = gemm(act, act_max, weight, weight_scale, dual, group, act_max_negative, 12, 8, 48)
+    result = gemm(act, act_max, weight, weight_scale, dual=dual, group=group, act_max_negative=act_max_negative,
+                  scale_width=12, weight_scale_width=8, out_width=48)
     act_values = (DFQ_FP4 if dual else FP4_E2M1).values_by_code
     for r in range(act.shape[0]):
         for c in range(weight.shape[0]):
@@ -36,7 +39,7 @@ def test_result_is_the_exact_product_of_the_dequantized_operands(dual):
                 scale = Fraction(int(act_max_negative[r, g]) * 2, 7) if dual and a >= 8 else Fraction(int(act_max[r, g]), 6)
                 w = Fraction(FP4_E2M1.values_by_code[int(weight[c, k])].item()) * int(weight_scale[c, g])
                 exact += Fraction(act_values[a].item()) * scale * w
-            assert result[r][c] * output_unit(dual) == exact
+            assert result[r][c] * output_unit(dual=dual) == exact
 
 
 @pytest.mark.parametrize("dual", [False, True])
@@ -57,8 +60,9 @@ def test_software_codes_and_exact_scales_reproduce_the_software_matmul(dual):
     assert torch.equal(quantize(w, FP4_E2M1, PerGroup(128)).scale, w_scale.double())
     act_max = (qx.scale * 6).round().long()
     act_max_negative = (qx.negative_scale * 3.5).round().long() if dual else None
-    result = gemm(qx.codes.long(), act_max, w_codes, w_scale, dual, 128, act_max_negative, 16, 8, 56)
-    hardware = torch.tensor([[float(v * output_unit(dual)) for v in row] for row in result], dtype=torch.float64)
+    result = gemm(qx.codes.long(), act_max, w_codes, w_scale, dual=dual, group=128, act_max_negative=act_max_negative,
+                  scale_width=16, weight_scale_width=8, out_width=56)
+    hardware = torch.tensor([[float(v * output_unit(dual=dual)) for v in row] for row in result], dtype=torch.float64)
     xq, wq = fake_quantize(x.double(), fmt, PerGroup(128)), fake_quantize(w, FP4_E2M1, PerGroup(128))
     # each dequantized operand carries one float32 rounding (relative 2**-24): bound the sum term by term
     tolerance = 2.0**-22 * (xq.abs() @ wq.abs().T)
@@ -92,19 +96,19 @@ def test_width_and_overflow_are_checked():
     act, act_max, act_max_negative, weight, weight_scale = _operands(3)
     width = contribution_width(8, 12, 8)
     with pytest.raises(ValueError, match="narrower"):
-        gemm(act, act_max, weight, weight_scale, False, 8, None, 12, 8, width - 1)
+        gemm(act, act_max, weight, weight_scale, dual=False, **SMALL, out_width=width - 1)
     full = torch.full_like(act, 0b0111)
     top = torch.full_like(act_max, 2**12 - 1)
     with pytest.raises(OverflowError):  # 3 groups of the largest contribution need 2 bits of headroom
-        gemm(full, top, torch.full_like(weight, 0b0111), torch.full_like(weight_scale, 255), False, 8, None, 12, 8, width)
-    gemm(full, top, torch.full_like(weight, 0b0111), torch.full_like(weight_scale, 255), False, 8, None, 12, 8, width + 2)
+        gemm(full, top, torch.full_like(weight, 0b0111), torch.full_like(weight_scale, 255), dual=False, **SMALL, out_width=width)
+    gemm(full, top, torch.full_like(weight, 0b0111), torch.full_like(weight_scale, 255), dual=False, **SMALL, out_width=width + 2)
 
 
 def test_bad_operands_are_refused():
     act, act_max, act_max_negative, weight, weight_scale = _operands(4)
     with pytest.raises(ValueError, match="multiple of the group size"):
-        gemm(act[:, :12], act_max, weight[:, :12], weight_scale, False, 8, None, 12, 8, 48)
+        gemm(act[:, :12], act_max, weight[:, :12], weight_scale, dual=False, **SMALL, out_width=48)
     with pytest.raises(ValueError, match="act_max must lie"):
-        gemm(act, act_max + 2**12, weight, weight_scale, False, 8, None, 12, 8, 48)
+        gemm(act, act_max + 2**12, weight, weight_scale, dual=False, **SMALL, out_width=48)
     with pytest.raises(ValueError, match="act_max_negative"):
-        gemm(act, act_max, weight, weight_scale, True, 8, None, 12, 8, 48)
+        gemm(act, act_max, weight, weight_scale, dual=True, **SMALL, out_width=48)

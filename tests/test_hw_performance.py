@@ -2,15 +2,18 @@
 against the model's shapes, the paper's machine as read from its tables, and the report file."""
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
 
+from fpqvar.hw import fp4_gemm
 from fpqvar.hw.performance import (
     Machine,
     best_point,
     design_sweep,
     fig8_gains,
+    ht_tile_cycles,
     images_per_second,
     infer_machine,
     layer_time,
@@ -22,8 +25,8 @@ from fpqvar.hw.performance import (
     step_time,
     table7_normalised_throughput,
     tiles_cycles,
+    yosys_estimates,
 )
-from fpqvar.hw.pipeline import LATENCY
 from fpqvar.hw.workload import block_weight_count, flops_conventions, hadamard_flops, image_macs, step_workload
 from fpqvar.model.config import RELEASED_VAR
 from fpqvar.paths import data_dir
@@ -45,8 +48,8 @@ def test_unit_cycle_formulas_reproduce_the_simulated_counts():
     assert tiles_cycles(1, groups, stage_latencies(rotation="ght"), pipelined=False) == m["linear_tile_sequential"]
     beats = 15 * 128 // m["fp4_gemm_params_0"]["LANES"]  # a tile of 15 groups at 32 lanes per beat
     for name in ("fp4_gemm_e2m1", "fp4_gemm_dfq"):
-        assert tiles_cycles(1, beats, [LATENCY["fp4_gemm"]], pipelined=True) == m[f"{name}_tile_15_groups"]
-    fc2, ada = (tiles_cycles(1, m[k], [LATENCY["fp4_gemm"]], pipelined=True) for k in ("fmu_fc2_beats", "fmu_ada_lin_beats"))
+        assert tiles_cycles(1, beats, [fp4_gemm.LATENCY], pipelined=True) == m[f"{name}_tile_15_groups"]
+    fc2, ada = (tiles_cycles(1, m[k], [fp4_gemm.LATENCY], pipelined=True) for k in ("fmu_fc2_beats", "fmu_ada_lin_beats"))
     assert m["fmu_blocks"] * max(fc2, ada) == m["fmu_overlapped"]  # the second level: the pair takes the longer
     assert m["fmu_blocks"] * (fc2 + ada) == m["fmu_sequential"]
 
@@ -168,3 +171,27 @@ def test_beyond_the_paper_knobs_save_time_and_the_sweep_respects_the_device():
     assert best["fp4_columns"] == 36
     with pytest.raises(ValueError, match="attention_unit"):
         Machine(attention_unit="gpu")
+
+
+def test_ht_is_ght_for_one_group_and_slower_beyond():
+    ght_sequential = tiles_cycles(1, 1, stage_latencies(rotation="ght"), pipelined=False)
+    assert ht_tile_cycles(1, 128, pipelined=False) == ght_sequential  # one group: the HT is the GHT
+    # C = 1920: a 2048-point transform, 2048 x 11 / (1920 x 7) = 1.68x the GHT's butterflies, before quantizing
+    assert ht_tile_cycles(15, 1920, pipelined=False) == 26 + 11 + 1 + 2 * 15 + 9 + 1
+    assert ht_tile_cycles(15, 1920, pipelined=False) > tiles_cycles(1, 15, stage_latencies(rotation="ght"), pipelined=False)
+
+
+def test_yosys_estimates_scale_lanes_and_outputs():
+    def gemm_row(dual, lanes, lut):
+        return {"module": "fp4_gemm", "parameters": {"ROWS": 2, "COLS": 2, "LANES": lanes, "DUAL": dual},
+                "LUT": lut, "FF": 0, "DSP": 12}
+    rows = [gemm_row(0, 8, 4 * 100 + 32 * 50), gemm_row(0, 16, 4 * 100 + 64 * 50),  # 50 per lane, 100 per output
+            {"module": "fht", "parameters": {"LOG2N": 5}, "LUT": 160, "FF": 160, "DSP": 0},
+            {"module": "fp4_quantizer", "parameters": {"GROUP": 16, "DUAL": 0}, "LUT": 16, "FF": 0, "DSP": 16},
+            {"module": "fp4_quantizer", "parameters": {"GROUP": 16, "DUAL": 1}, "LUT": 32, "FF": 0, "DSP": 16}]
+    estimates = {e["unit"]: e for e in yosys_estimates(Machine(fp4_columns=36), rows)}
+    assert estimates["FP4 GEMM unit"]["LUT"] == 50 * 36 * 128 + 100 * 36
+    assert estimates["FP4 GEMM unit"]["DSP"] == 3 * 36
+    assert math.isnan(estimates["DFQ GEMM unit"]["LUT"]) and "no Yosys estimate of fp4_gemm" in estimates["DFQ GEMM unit"]["scaling"]
+    assert estimates["GHTU"]["LUT"] == 160 * 128 * 7 / 160
+    assert estimates["Quantizer 2 (DFQ)"]["LUT"] == 32 * 8

@@ -7,15 +7,20 @@ import pytest
 import torch
 
 from fpqvar.formats import FP4_E2M1
-from fpqvar.hw import output_unit, weight_scale_fixed_point
-from fpqvar.hw.pipeline import (
-    LATENCY,
-    Block,
-    fht_latency,
+from fpqvar.hw import (
+    JobPair,
+    fp4_encoder,
+    fp4_gemm,
+    fp4_lut_multiplier,
+    fp4_quantizer,
+    fp4_scale_pass,
     gemm_job_cycles,
+    ght_latency,
     linear_tile,
     linear_tile_cycles,
+    output_unit,
     overlap_cycles,
+    weight_scale_fixed_point,
 )
 from fpqvar.paths import data_dir
 from fpqvar.quant import PerGroup, fake_quantize, quantize
@@ -24,17 +29,19 @@ from fpqvar.rotation import block_diagonal_hadamard
 
 def _expected_cycles(module: str, p: dict) -> dict:
     """What the cycle model says each timing test measures, for that build's parameters."""
-    if module in ("fp4_lut_multiplier", "fp4_encoder", "fp4_scale_pass", "fp4_quantizer"):
-        return {f"{module}_latency": LATENCY[module], f"{module}_interval": 1}
+    latency = {"fp4_lut_multiplier": fp4_lut_multiplier.LATENCY, "fp4_encoder": fp4_encoder.LATENCY,
+               "fp4_scale_pass": fp4_scale_pass.LATENCY, "fp4_quantizer": fp4_quantizer.LATENCY}
+    if module in latency:
+        return {f"{module}_latency": latency[module], f"{module}_interval": 1}
     if module == "ght":
-        return {"ght_latency": fht_latency(p["LOG2N"]), "ght_interval": 1}
+        return {"ght_latency": ght_latency(p["LOG2N"]), "ght_interval": 1}
     if module == "fp4_gemm":
         name = "fp4_gemm_dfq" if p["DUAL"] else "fp4_gemm_e2m1"
-        return {f"{name}_latency": LATENCY["fp4_gemm"], f"{name}_beat_interval": 1,
+        return {f"{name}_latency": fp4_gemm.LATENCY, f"{name}_beat_interval": 1,
                 f"{name}_tile_15_groups": gemm_job_cycles(15 * p["GROUP"] // p["LANES"])}
     if module == "linear_tile":
         key = "linear_tile_sequential" if p["SEQUENTIAL"] else "linear_tile_pipelined"
-        return {key: linear_tile_cycles(p["GROUPS"], p["LOG2N"], bool(p["SEQUENTIAL"]))}
+        return {key: linear_tile_cycles(p["GROUPS"], p["LOG2N"], sequential=bool(p["SEQUENTIAL"]))}
     raise KeyError(module)
 
 
@@ -45,9 +52,9 @@ def test_committed_cycle_measurements_agree_with_the_cycle_model():
     for row in cycles["measurements"]:
         measured = row["measured"]
         if row["module"] == "fmu_overlap_controller":
-            blocks = [Block(measured["fmu_fc2_beats"], measured["fmu_ada_lin_beats"])] * measured["fmu_blocks"]
-            assert measured["fmu_sequential"] == overlap_cycles(blocks, overlap=False)
-            assert measured["fmu_overlapped"] == overlap_cycles(blocks, overlap=True)
+            pairs = [JobPair(measured["fmu_fc2_beats"], measured["fmu_ada_lin_beats"])] * measured["fmu_blocks"]
+            assert measured["fmu_sequential"] == overlap_cycles(pairs, overlap=False)
+            assert measured["fmu_overlapped"] == overlap_cycles(pairs, overlap=True)
         else:
             assert measured == _expected_cycles(row["module"], row["parameters"]), row
 
@@ -55,9 +62,9 @@ def test_committed_cycle_measurements_agree_with_the_cycle_model():
 def test_pipelining_and_overlap_save_cycles():
     for groups in (1, 8, 15):
         assert linear_tile_cycles(groups, 7) < linear_tile_cycles(groups, 7, sequential=True)
-    blocks = [Block(60, 15)] * 3
-    assert overlap_cycles(blocks, True) == 3 * gemm_job_cycles(60)
-    assert overlap_cycles(blocks, False) == 3 * (gemm_job_cycles(60) + gemm_job_cycles(15))
+    pairs = [JobPair(60, 15)] * 3
+    assert overlap_cycles(pairs, overlap=True) == 3 * gemm_job_cycles(60)
+    assert overlap_cycles(pairs, overlap=False) == 3 * (gemm_job_cycles(60) + gemm_job_cycles(15))
     with pytest.raises(ValueError, match="at least one group"):
         linear_tile_cycles(0, 7)
 

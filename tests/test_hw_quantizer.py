@@ -32,7 +32,7 @@ def test_hardware_differs_from_round_to_nearest_only_at_ties(dual, tie):
     report = mismatch_report(x, dual=dual, tie=tie)
     assert report["mismatches"] > 0 and report["max_grid_steps_apart"] == 1
     fmt = DFQ_FP4 if dual else FP4_E2M1
-    codes, maxima = quantize_group(x, dual, tie)
+    codes, maxima = quantize_group(x, dual=dual, tie=tie)
     hardware = fmt.decode(codes)
     software = fmt.decode(quantize(x.double(), fmt, PerGroup(128), tie).codes.long())
     differ = hardware != software
@@ -61,14 +61,14 @@ def test_reciprocal_table_is_within_its_error_bound_for_every_16_bit_maximum(ran
     m = torch.arange(1, 2**16 + 1)[:, None]
     # R = 12: the E2M1 (absmax) side; R = 7: the DFQ negative side, for groups of negatives
     sign, side, dual = (1, "positive", False) if range_ == 12 else (-1, "negative", True)
-    scale = scale_pass(sign * m, dual)[side]
+    scale = scale_pass(sign * m, dual=dual)[side]
     shift = reciprocal_fraction_bits() + scale.exponent
     for x in (m, m // 3, m // 2 + 1):  # |x| <= m: the extremes and values in between
         exact = range_ * x.double() / m.double()
         scaled = x.double() * scale.reciprocal.double() / 2.0 ** shift.double()
         assert float((scaled - exact).abs().max()) <= reciprocal_error_bound(range_)
     # the maximum always lands on the top of the table: t = R exactly
-    assert bool((scale_to_table(sign * m, dual) == sign * range_).all())
+    assert bool((scale_to_table(sign * m, dual=dual) == sign * range_).all())
 
 
 def test_reciprocal_table_entries():

@@ -2,29 +2,10 @@
 throughput on tiles of 1 and 15 groups."""
 
 import random
-from dataclasses import dataclass
 
 import cocotb
+from gemm_shape import Shape
 from streams import InputStream, record_cycles, run_streams, start, unpack, vectors
-
-
-@dataclass(frozen=True)
-class Shape:
-    rows: int
-    cols: int
-    group: int
-    lanes: int
-    scale_width: int
-    weight_scale_width: int
-    out_width: int
-
-    @classmethod
-    def of(cls, parameters) -> "Shape":
-        """From a parameter dict, or from a DUT (its parameters as attributes)."""
-        names = ("ROWS", "COLS", "GROUP", "LANES", "SCALE_WIDTH", "WEIGHT_SCALE_WIDTH", "OUT_WIDTH")
-        if isinstance(parameters, dict):
-            return cls(*(parameters[name] for name in names))
-        return cls(*(int(getattr(parameters, name).value) for name in names))
 
 
 async def _run(dut, act_beats, weight_beats, results, rng, valid_probability, ready_probability):

@@ -1,15 +1,14 @@
-"""fmu_overlap_controller: both GEMM units' results against fpqvar.hw.gemm, the job order the controller promises
+"""fmu_overlap_controller: both GEMM units' results against fpqvar.hw.fp4_gemm, the job order the controller promises
 (sequential: ada_lin starts only after FC2's result; overlapped: during FC2), and cycle counts against the model
 (cocotb side: cocotb_fmu_overlap_controller.py)."""
 
 import random
 
-from cocotb_fp4_gemm import Shape
+from gemm_shape import Shape
 from simulate import simulate
 from test_fp4_gemm import COLS, GROUP, LANES, ROWS, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, beats, expected, random_tile
 
-from fpqvar.hw.gemm import contribution_width
-from fpqvar.hw.pipeline import Block, overlap_cycles
+from fpqvar.hw import JobPair, contribution_width, overlap_cycles
 
 UNITS = {"cond": False, "fc2": True}  # unit prefix: DFQ?
 
@@ -36,8 +35,8 @@ def timing_vectors(parameters: dict) -> dict:
     beats_per_group = shape.group // shape.lanes
     modes = [_jobs({"fc2": [random_tile(rng, fc2_groups, shape) for _ in range(blocks)],
                     "cond": [random_tile(rng, ada_lin_groups, shape) for _ in range(blocks)]}, shape) for _ in (0, 1)]
-    model = [Block(fc2_groups * beats_per_group, ada_lin_groups * beats_per_group)] * blocks
-    return {"timing": {"modes": modes, "cycles": [overlap_cycles(model, overlap) for overlap in (False, True)],
+    model = [JobPair(fc2_groups * beats_per_group, ada_lin_groups * beats_per_group)] * blocks
+    return {"timing": {"modes": modes, "cycles": [overlap_cycles(model, overlap=overlap) for overlap in (False, True)],
                        "blocks": blocks, "fc2_beats": model[0].fc2_beats, "ada_lin_beats": model[0].ada_lin_beats}}
 
 

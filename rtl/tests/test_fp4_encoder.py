@@ -6,13 +6,12 @@ import torch
 from simulate import simulate
 
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
-from fpqvar.hw import dfq_encoder_table, e2m1_encoder_table, encode_scaled
-from fpqvar.hw.pipeline import LATENCY
+from fpqvar.hw import dfq_encoder_table, e2m1_encoder_table, encode_scaled, fp4_encoder
 from fpqvar.quant import round_to_format
 
 
 def timing_vectors(parameters: dict) -> dict:
-    return {"latency": LATENCY["fp4_encoder"]}
+    return {"latency": fp4_encoder.LATENCY}
 
 
 def vectors(parameters: dict) -> dict:
@@ -20,7 +19,7 @@ def vectors(parameters: dict) -> dict:
     lanes, dual, tie = parameters["LANES"], bool(parameters["DUAL"]), "up" if parameters["TIE_UP"] else "even"
     values = list(range(-16, 16))
     beats = [[values[(shift + lane) % len(values)] for lane in range(lanes)] for shift in range(len(values))]
-    return {"beats": beats, "expected": [[encode_scaled(t, dual, tie) for t in beat] for beat in beats],
+    return {"beats": beats, "expected": [[encode_scaled(t, dual=dual, tie=tie) for t in beat] for beat in beats],
             **timing_vectors(parameters)}
 
 

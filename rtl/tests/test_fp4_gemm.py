@@ -1,21 +1,23 @@
-"""fp4_gemm against fpqvar.hw.gemm: every code pair in every lane position, seeded random tiles (1-5 groups) with
-extreme scales, independent gaps on both input streams and backpressure; measured latency and throughput
-(cocotb side: cocotb_fp4_gemm.py)."""
+"""fp4_gemm against fpqvar.hw.fp4_gemm: every code pair in every lane position, seeded random tiles (1-5 groups) with
+extreme scales, independent gaps on both input streams and backpressure; measured latency and throughput; at three
+geometries (cocotb side: cocotb_fp4_gemm.py)."""
 
 import random
 
 import pytest
 import torch
-from cocotb_fp4_gemm import Shape
+from gemm_shape import Shape
 from simulate import simulate
 from streams import pack
 
-from fpqvar.hw import gemm
-from fpqvar.hw.gemm import contribution_width
-from fpqvar.hw.pipeline import gemm_job_cycles
+from fpqvar.hw import contribution_width, gemm, gemm_job_cycles
 
-# The configuration the tests build (rtl/measure_cycles.py builds a larger one).
+# The configuration the tests build, both variants (test_fmu_overlap_controller.py builds it too; rtl/measure_cycles.py
+# builds a larger one): two rows, two columns, two beats per group.
 ROWS, COLS, GROUP, LANES, SCALE_WIDTH, WEIGHT_SCALE_WIDTH = 2, 2, 8, 4, 12, 8
+# Two more geometries, one variant each: one row, three columns, a whole group per beat; three rows, one column,
+# one lane (four beats per group).
+GEOMETRIES = [(ROWS, COLS, GROUP, LANES, dual) for dual in (0, 1)] + [(1, 3, 16, 16, 0), (3, 1, 4, 1, 1)]
 
 
 def tiles(rng: random.Random, shape: Shape):
@@ -74,8 +76,8 @@ def beats(tile, shape: Shape):
 
 def expected(tile, dual: bool, shape: Shape) -> list[int]:
     act, act_max, act_max_negative, weight, weight_scale = tile
-    result = gemm(act, act_max, weight, weight_scale, dual, shape.group, act_max_negative,
-                  shape.scale_width, shape.weight_scale_width, shape.out_width)
+    result = gemm(act, act_max, weight, weight_scale, dual=dual, group=shape.group, act_max_negative=act_max_negative,
+                  scale_width=shape.scale_width, weight_scale_width=shape.weight_scale_width, out_width=shape.out_width)
     return [v for row in result for v in row]
 
 
@@ -102,9 +104,9 @@ def vectors(parameters: dict) -> dict:
     return {"act_beats": act_beats, "weight_beats": weight_beats, "expected": results, **timing_vectors(parameters)}
 
 
-@pytest.mark.parametrize("dual", [0, 1])
-def test_fp4_gemm(simulator, dual):
-    out_width = contribution_width(GROUP, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, bool(dual)) + 8
-    parameters = {"ROWS": ROWS, "COLS": COLS, "GROUP": GROUP, "LANES": LANES, "DUAL": dual,
+@pytest.mark.parametrize("rows, cols, group, lanes, dual", GEOMETRIES)
+def test_fp4_gemm(simulator, rows, cols, group, lanes, dual):
+    out_width = contribution_width(group, SCALE_WIDTH, WEIGHT_SCALE_WIDTH, dual=bool(dual)) + 8
+    parameters = {"ROWS": rows, "COLS": cols, "GROUP": group, "LANES": lanes, "DUAL": dual,
                   "SCALE_WIDTH": SCALE_WIDTH, "WEIGHT_SCALE_WIDTH": WEIGHT_SCALE_WIDTH, "OUT_WIDTH": out_width}
     simulate(simulator, "fp4_gemm", "cocotb_fp4_gemm", parameters, vectors=vectors(parameters))

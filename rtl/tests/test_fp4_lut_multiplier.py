@@ -1,20 +1,19 @@
-"""fp4_lut_multiplier against the golden model fpqvar.hw.lut_multiplier (cocotb side: cocotb_fp4_lut_multiplier.py)."""
+"""fp4_lut_multiplier against the golden model fpqvar.hw.fp4_lut_multiplier (cocotb side: cocotb_fp4_lut_multiplier.py)."""
 
 import pytest
 import torch
 from simulate import simulate
 
 from fpqvar.formats import DFQ_FP4, FP4_E2M1
-from fpqvar.hw import PRODUCT_FRACTION_BITS, lut_multiplier_table
-from fpqvar.hw.pipeline import LATENCY
+from fpqvar.hw import PRODUCT_FRACTION_BITS, fp4_lut_multiplier, lut_multiplier_table
 
 
 def timing_vectors(parameters: dict) -> dict:
-    return {"latency": LATENCY["fp4_lut_multiplier"]}
+    return {"latency": fp4_lut_multiplier.LATENCY}
 
 
 def vectors(parameters: dict) -> dict:
-    return {"table": lut_multiplier_table(bool(parameters["DUAL"])).tolist(), **timing_vectors(parameters)}
+    return {"table": lut_multiplier_table(dual=bool(parameters["DUAL"])).tolist(), **timing_vectors(parameters)}
 
 
 @pytest.mark.parametrize("dual", [0, 1])
@@ -27,5 +26,5 @@ def test_fp4_lut_multiplier(simulator, dual):
 def test_golden_model_is_the_exact_product_of_decoded_values(dual):
     activation = (DFQ_FP4 if dual else FP4_E2M1).values_by_code
     exact = (activation[:, None] * FP4_E2M1.values_by_code[None, :]).reshape(256)
-    assert torch.equal(lut_multiplier_table(dual).double() / 2**PRODUCT_FRACTION_BITS, exact)
-    assert int(lut_multiplier_table(dual).abs().max()) < 2**8  # fits the 9-bit signed port
+    assert torch.equal(lut_multiplier_table(dual=dual).double() / 2**PRODUCT_FRACTION_BITS, exact)
+    assert int(lut_multiplier_table(dual=dual).abs().max()) < 2**8  # fits the 9-bit signed port

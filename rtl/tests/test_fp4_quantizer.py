@@ -9,12 +9,11 @@ import torch
 from simulate import simulate
 from test_fp4_scale_pass import groups
 
-from fpqvar.hw import quantize_group
-from fpqvar.hw.pipeline import LATENCY
+from fpqvar.hw import fp4_quantizer, quantize_group
 
 
 def timing_vectors(parameters: dict) -> dict:
-    return {"latency": LATENCY["fp4_quantizer"]}
+    return {"latency": fp4_quantizer.LATENCY}
 
 
 def vectors(parameters: dict) -> dict:
@@ -22,7 +21,7 @@ def vectors(parameters: dict) -> dict:
     rng = random.Random(12)
     data = groups(parameters["GROUP"], parameters["WIDTH"], rng)
     lasts = [rng.random() < 0.25 for _ in data]
-    codes, maxima = quantize_group(torch.tensor(data), dual, tie, parameters["INDEX_BITS"])
+    codes, maxima = quantize_group(torch.tensor(data), dual=dual, tie=tie, index_bits=parameters["INDEX_BITS"])
     negative = maxima[0] if dual else torch.zeros_like(maxima[0])
     expected = [[codes[i].tolist(), int(maxima[-1][i, 0]), int(negative[i, 0]), lasts[i]] for i in range(len(data))]
     return {"groups": data, "lasts": lasts, "expected": expected, **timing_vectors(parameters)}

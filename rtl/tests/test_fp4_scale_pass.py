@@ -8,8 +8,7 @@ import pytest
 import torch
 from simulate import simulate
 
-from fpqvar.hw import scale_pass
-from fpqvar.hw.pipeline import LATENCY
+from fpqvar.hw import fp4_scale_pass, scale_pass
 
 
 def groups(group: int, width: int, rng: random.Random) -> list[list[int]]:
@@ -30,7 +29,7 @@ def groups(group: int, width: int, rng: random.Random) -> list[list[int]]:
 
 
 def timing_vectors(parameters: dict) -> dict:
-    return {"latency": LATENCY["fp4_scale_pass"]}
+    return {"latency": fp4_scale_pass.LATENCY}
 
 
 def vectors(parameters: dict) -> dict:
@@ -38,7 +37,7 @@ def vectors(parameters: dict) -> dict:
     rng = random.Random(11)
     data = groups(group, width, rng)
     lasts = [rng.random() < 0.25 for _ in data]
-    scales = scale_pass(torch.tensor(data), dual, parameters["INDEX_BITS"])
+    scales = scale_pass(torch.tensor(data), dual=dual, index_bits=parameters["INDEX_BITS"])
     sides = [scales["positive"], *([scales["negative"]] if dual else [])]
     expected = []
     for i, values in enumerate(data):
@@ -49,7 +48,7 @@ def vectors(parameters: dict) -> dict:
     return {"groups": data, "lasts": lasts, "expected": expected, **timing_vectors(parameters)}
 
 
-@pytest.mark.parametrize("dual", [1])  # DFQ exercises both tables; the E2M1 absmax is checked through fp4_quantizer
+@pytest.mark.parametrize("dual", [0, 1])  # E2M1: one absmax side; DFQ: both sides, both tables
 def test_fp4_scale_pass(simulator, dual):
     parameters = {"GROUP": 8, "WIDTH": 12, "DUAL": dual, "INDEX_BITS": 8}
     simulate(simulator, "fp4_scale_pass", "cocotb_fp4_scale_pass", parameters, vectors=vectors(parameters))

@@ -1,4 +1,4 @@
-"""ght against fpqvar.hw.pipeline.ght: tokens of GROUPS groups, two rows side by side, extremes and seeded random
+"""ght against fpqvar.hw.ght: tokens of GROUPS groups, two rows side by side, extremes and seeded random
 values, gaps and backpressure; latency and initiation interval against the cycle model; the golden model against
 the software GHT matrix (cocotb side: cocotb_ght.py)."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from simulate import simulate
 
-from fpqvar.hw.pipeline import fht_latency, ght
+from fpqvar.hw import ght, ght_latency
 from fpqvar.rotation import block_diagonal_hadamard
 
 
@@ -25,13 +25,15 @@ def vectors(parameters: dict) -> dict:
         for g in range(groups):
             beats.append([v for row in token for v in row[g * n:(g + 1) * n]])
             expected.append([out[:, g * n:(g + 1) * n].reshape(-1).tolist(), g == groups - 1])
-    return {"beats": beats, "expected": expected, "latency": fht_latency(parameters["LOG2N"])}
+    return {"beats": beats, "expected": expected, "latency": ght_latency(parameters["LOG2N"])}
 
 
 timing_vectors = vectors  # the timing test runs on the same tokens, before the comparison
 
 
-@pytest.mark.parametrize("log2n, width, rows, groups", [(3, 8, 2, 3)])
+# 8-point groups, two rows, three groups per token; and the edges: the smallest group (4 points: ght needs LOG2N >= 2),
+# three rows, one group per token
+@pytest.mark.parametrize("log2n, width, rows, groups", [(3, 8, 2, 3), (2, 6, 3, 1)])
 def test_ght(simulator, log2n, width, rows, groups):
     parameters = {"LOG2N": log2n, "WIDTH": width, "ROWS": rows, "GROUPS": groups}
     simulate(simulator, "ght", "cocotb_ght", parameters, vectors=vectors(parameters))

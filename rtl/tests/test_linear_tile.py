@@ -1,4 +1,4 @@
-"""linear_tile (GHT -> quantizer -> GEMM) against fpqvar.hw.pipeline.linear_tile: seeded random tiles with gaps on
+"""linear_tile (GHT -> quantizer -> GEMM) against fpqvar.hw.linear_tile: seeded random tiles with gaps on
 both streams and backpressure; cycle counts of one tile, pipelined and sequential, against the cycle model
 (cocotb side: cocotb_linear_tile.py)."""
 
@@ -9,8 +9,7 @@ import torch
 from simulate import simulate
 from streams import pack
 
-from fpqvar.hw.gemm import contribution_width
-from fpqvar.hw.pipeline import linear_tile, linear_tile_cycles
+from fpqvar.hw import contribution_width, linear_tile, linear_tile_cycles
 
 # The configuration the tests build (rtl/measure_cycles.py builds a larger one).
 ROWS, COLS, LOG2N, WIDTH, GROUPS, WEIGHT_SCALE_WIDTH = 2, 2, 3, 8, 4, 8
@@ -38,15 +37,15 @@ def _stream(tiles, p: dict) -> dict:
             data["act_beats"].append(pack(x[:, g * n:(g + 1) * n].reshape(-1).tolist(), p["WIDTH"]))
             data["weight_beats"].append((pack(weight_codes[:, g * n:(g + 1) * n].reshape(-1).tolist(), 4),
                                          pack(weight_scale[:, g].tolist(), p["WEIGHT_SCALE_WIDTH"])))
-        result = linear_tile(x, weight_codes, weight_scale, p["LOG2N"], p["WIDTH"], "even", p["INDEX_BITS"],
-                             p["WEIGHT_SCALE_WIDTH"], p["OUT_WIDTH"])
+        result = linear_tile(x, weight_codes, weight_scale, p["LOG2N"], p["WIDTH"], tie="even", index_bits=p["INDEX_BITS"],
+                             weight_scale_width=p["WEIGHT_SCALE_WIDTH"], out_width=p["OUT_WIDTH"])
         data["expected"].append([v for row in result for v in row])
     return data
 
 
 def timing_vectors(parameters: dict) -> dict:
     timing = _stream([_tile(random.Random(42), parameters)], parameters)
-    timing["cycles"] = linear_tile_cycles(parameters["GROUPS"], parameters["LOG2N"], bool(parameters["SEQUENTIAL"]))
+    timing["cycles"] = linear_tile_cycles(parameters["GROUPS"], parameters["LOG2N"], sequential=bool(parameters["SEQUENTIAL"]))
     return {"timing": timing}
 
 

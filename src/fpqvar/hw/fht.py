@@ -27,3 +27,8 @@ def fht(x: torch.Tensor) -> torch.Tensor:
 def output_width(input_width: int, length: int) -> int:
     """Bits per output lane: one bit of growth per stage."""
     return input_width + length.bit_length() - 1
+
+
+def fht_latency(log2n: int) -> int:
+    """Edges from a vector in to its transform out: one registered butterfly stage per bit."""
+    return log2n

@@ -18,6 +18,7 @@ from ..quant import round_to_format
 
 E2M1_RANGE = 12  # max of E2M1 (6) times 2
 E1M2_RANGE = 7  # max of Table I's E1M2 (3.5) times 2
+LATENCY = 1  # edges from t to the code (registered output)
 
 
 @functools.cache
@@ -38,7 +39,7 @@ def dfq_encoder_table(tie: str = "even") -> list[int]:
     return list(_table(True, tie))
 
 
-def encode_scaled(t: int, dual: bool = False, tie: str = "even") -> int:
+def encode_scaled(t: int, *, dual: bool = False, tie: str = "even") -> int:
     """What the encoder outputs for one scaled integer; out-of-range inputs saturate to the table's ends."""
     low = -E1M2_RANGE if dual else -E2M1_RANGE
     return _table(dual, tie)[min(max(t, low), E2M1_RANGE) - low]

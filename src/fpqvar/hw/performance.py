@@ -1,6 +1,6 @@
 """The FPQVAR accelerator (paper Sec. IV-D, Fig. 7c) as a performance model: images per second of any VAR on a
-machine built from the RTL units, their cycle formulas being the ones the simulations check (fpqvar.hw.pipeline,
-data/hw/cycles.json), scaled to the paper's sizes.
+machine built from the RTL units, their cycle formulas being the ones the simulations check (fpqvar.hw.linear_tile,
+fp4_gemm, fmu_overlap_controller; data/hw/cycles.json), scaled to the paper's sizes.
 
 The machine. One transformer block is unfolded on chip; every block's weights stream from off-chip memory at every
 step. Its units:
@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field, replace
 from ..atomic import atomic_path
 from ..model.config import RELEASED_VAR, VARConfig
 from ..paths import data_dir
-from .pipeline import LATENCY, fht_latency
+from . import fp4_gemm, fp4_quantizer
+from .ght import ght_latency
 from .workload import GHT_GROUP, MatMul, Step, flops_conventions, hadamard_flops, image_workload
 
 LOG2_GROUP = GHT_GROUP.bit_length() - 1
@@ -85,9 +86,9 @@ class Machine:
 
 def stage_latencies(*, rotation: str) -> list[int]:
     """Registered latency of each stage of a linear layer's datapath: [rotation,] quantizer, GEMM."""
-    stages = [LATENCY["fp4_quantizer"], LATENCY["fp4_gemm"]]
+    stages = [fp4_quantizer.LATENCY, fp4_gemm.LATENCY]
     if rotation == "ght":
-        stages.insert(0, fht_latency(LOG2_GROUP))
+        stages.insert(0, ght_latency(LOG2_GROUP))
     return stages
 
 
@@ -106,22 +107,15 @@ def tiles_cycles(tiles: int, beats: int, latencies: list[int], *, pipelined: boo
     return tiles * (len(latencies) * beats + sum(latencies) + len(latencies) - 1)
 
 
-def ht_tile_cycles(beats: int, channels: int) -> int:
-    """One tile through a full-length HT (the whole token before any output: a fast transform over the padded
-    power of two P >= C, on butterfly hardware of the GHTU's throughput, so P log2 P / (C log2 128) times the GHT's
-    beats), then quantizer and GEMM group by group."""
+def ht_tile_cycles(beats: int, channels: int, *, pipelined: bool) -> int:
+    """One tile through a full-length HT, then quantizer and GEMM (group by group when ``pipelined``, else one
+    after the other: Fig. 8b). The HT needs the whole token before any output: a fast transform over the padded
+    power of two P >= C on butterfly hardware of the GHTU's throughput, so P log2 P / (C log2 128) times the GHT's
+    beats, then one store-and-forward read."""
     ratio = hadamard_flops(channels, GHT_GROUP)["fast_ratio"]
     padded = 1 << (channels - 1).bit_length()
     ht = math.ceil(beats * ratio) + (padded.bit_length() - 1)
-    return ht + 1 + tiles_cycles(1, beats, stage_latencies(rotation="none"), pipelined=True)
-
-
-def ht_tile_cycles_sequential(beats: int, channels: int) -> int:
-    """As ht_tile_cycles with quantizer and GEMM also one after the other (Fig. 8b)."""
-    ratio = hadamard_flops(channels, GHT_GROUP)["fast_ratio"]
-    padded = 1 << (channels - 1).bit_length()
-    ht = math.ceil(beats * ratio) + (padded.bit_length() - 1)
-    return ht + 1 + tiles_cycles(1, beats, stage_latencies(rotation="none"), pipelined=False)
+    return ht + 1 + tiles_cycles(1, beats, stage_latencies(rotation="none"), pipelined=pipelined)
 
 
 # ------------------------------------------------------------------------------------------------ the schedule
@@ -157,8 +151,7 @@ def linear_compute_cycles(m: MatMul, machine: Machine, *, rotate: bool) -> int:
     tiles = m.m * math.ceil(m.n / columns)
     rotation = machine.rotation if rotate else "none"
     if rotation == "ht":
-        per_tile = ht_tile_cycles(beats, m.k) if machine.first_level else ht_tile_cycles_sequential(beats, m.k)
-        return tiles * per_tile
+        return tiles * ht_tile_cycles(beats, m.k, pipelined=machine.first_level)
     return tiles_cycles(tiles, beats, stage_latencies(rotation=rotation), pipelined=machine.first_level)
 
 
@@ -455,6 +448,52 @@ def best_point(rows: list[dict], *, bandwidth: float, clock_hz: float) -> dict:
     if not feasible:
         raise ValueError("no design point fits the device at this bandwidth and clock")
     return max(feasible, key=lambda r: r["img_per_s"])
+
+
+def read_resources(path: pathlib.Path | None = None) -> list[dict]:
+    return json.loads((path or data_dir() / "hw" / "resources.json").read_text())["modules"]
+
+
+def _module(rows: list[dict], module: str, **parameters) -> dict:
+    for row in rows:
+        if row["module"] == module and all(row["parameters"].get(k) == v for k, v in parameters.items()):
+            return row
+    raise KeyError(f"no Yosys estimate of {module} {parameters} in data/hw/resources.json")
+
+
+def yosys_estimates(machine: Machine, rows: list[dict] | None = None) -> list[dict]:
+    """Our Yosys (UltraScale+) estimates of the paper's units at the machine's sizes, scaled from the sizes Yosys
+    could synthesise, each with its scaling rule. GEMM units: two lane counts of the same 2 x 2 array give the
+    cost of one lane (its product table and adder-tree share) and, by difference, of one output's scaling and
+    accumulation; the unit is then columns x 128 lanes and ``columns`` outputs. GHTU: adders and registers grow as
+    N log2 N (16 bits), from the 32-point FHT. Quantizers: linear in the lanes, from groups of 16."""
+    rows = rows or read_resources()
+    estimates = []
+    for unit, dual, columns in (("FP4 GEMM unit", 0, machine.fp4_columns), ("DFQ GEMM unit", 1, machine.dfq_columns)):
+        try:
+            small, large = (_module(rows, "fp4_gemm", DUAL=dual, LANES=lanes) for lanes in (8, 16))
+        except KeyError as missing:
+            estimates.append({"unit": unit, "LUT": math.nan, "FF": math.nan, "DSP": math.nan, "scaling": str(missing)})
+            continue
+        outputs = small["parameters"]["ROWS"] * small["parameters"]["COLS"]
+        per_lane = {k: (large[k] - small[k]) / (outputs * 8) for k in ("LUT", "FF")}
+        per_output = {k: (small[k] - per_lane[k] * outputs * 8) / outputs for k in ("LUT", "FF")}
+        lanes = columns * machine.lanes
+        estimates.append({"unit": unit, **{k: per_lane[k] * lanes + per_output[k] * columns for k in ("LUT", "FF")},
+                          "DSP": small["DSP"] / outputs * columns,
+                          "scaling": f"{per_lane['LUT']:.1f} LUT per lane x {lanes} lanes + {per_output['LUT']:.0f} per "
+                                     f"output x {columns} (fp4_gemm 2x2 at 8 and 16 lanes)"})
+    fht = _module(rows, "fht", LOG2N=5)
+    factor = (GHT_GROUP * LOG2_GROUP) / (32 * 5)
+    estimates.append({"unit": "GHTU", "LUT": fht["LUT"] * factor, "FF": fht["FF"] * factor, "DSP": 0,
+                      "scaling": f"fht 32-point x {factor:.1f} (N log2 N to 128 points)"})
+    for unit, dual in (("Quantizer 1 (E2M1)", 0), ("Quantizer 2 (DFQ)", 1)):
+        quantizer = _module(rows, "fp4_quantizer", DUAL=dual)
+        factor = machine.lanes / quantizer["parameters"]["GROUP"]
+        estimates.append({"unit": unit, "LUT": quantizer["LUT"] * factor, "FF": quantizer["FF"] * factor,
+                          "DSP": quantizer["DSP"] * factor,
+                          "scaling": f"fp4_quantizer GROUP 16 x {factor:.0f} (linear in the lanes)"})
+    return estimates
 
 
 # ------------------------------------------------------------------------------------------------ the report

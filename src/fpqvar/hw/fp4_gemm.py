@@ -24,20 +24,21 @@ import torch
 from ..formats import DFQ_FP4, FP4_E2M1
 from ..quant import PerGroup, fake_quantize, quantize
 from .fp4_encoder import E1M2_RANGE, E2M1_RANGE
-from .lut_multiplier import PRODUCT_FRACTION_BITS, lut_multiplier_table
-from .quantizer import quantize_group
+from .fp4_lut_multiplier import PRODUCT_FRACTION_BITS, lut_multiplier_table
+from .fp4_quantizer import quantize_group
 
 PRODUCT_WIDTH = 9  # signed; |product * 4| <= 144
+LATENCY = 5  # products and lane sums, group sum, x activation scale, x weight scale, accumulate
 # S-/4 * 2 m-/7 = S- m- / 14 and S+/4 * 2 m+/12 = S+ m+ / 24: over the common denominator 168 the two halves
 # weigh 12 and 7, the other side's range each.
-DFQ_NEGATIVE_WEIGHT = E2M1_RANGE
-DFQ_POSITIVE_WEIGHT = E1M2_RANGE
+DFQ_NEGATIVE_COEFFICIENT = E2M1_RANGE
+DFQ_POSITIVE_COEFFICIENT = E1M2_RANGE
 
 
-def output_unit(dual: bool = False) -> Fraction:
+def output_unit(*, dual: bool = False) -> Fraction:
     """What one LSB of the result is worth, in (activation input unit) x (weight-scale unit)."""
     single = Fraction(2, 2**PRODUCT_FRACTION_BITS * E2M1_RANGE)  # product * 4 times m / 6: 1/24
-    return single / DFQ_POSITIVE_WEIGHT if dual else single  # 1/168 for DFQ
+    return single / DFQ_POSITIVE_COEFFICIENT if dual else single  # 1/168 for DFQ
 
 
 def group_sum_width(group: int) -> int:
@@ -45,7 +46,7 @@ def group_sum_width(group: int) -> int:
     return PRODUCT_WIDTH + math.ceil(math.log2(group))
 
 
-def contribution_width(group: int, scale_width: int, weight_scale_width: int, dual: bool = False) -> int:
+def contribution_width(group: int, scale_width: int, weight_scale_width: int, *, dual: bool = False) -> int:
     """Bits of one group's scaled contribution (DFQ: 12 |.| + 7 |.| < 2**5 |.|)."""
     return group_sum_width(group) + scale_width + (5 if dual else 0) + weight_scale_width
 
@@ -64,6 +65,7 @@ def gemm(
     act_max: torch.Tensor,
     weight_codes: torch.Tensor,
     weight_scale: torch.Tensor,
+    *,
     dual: bool = False,
     group: int = 128,
     act_max_negative: torch.Tensor | None = None,
@@ -87,9 +89,9 @@ def gemm(
     if group < 1 or k == 0 or k % group:
         raise ValueError(f"K = {k} must be a positive multiple of the group size {group}")
     groups = k // group
-    if out_width < contribution_width(group, scale_width, weight_scale_width, dual):
+    if out_width < contribution_width(group, scale_width, weight_scale_width, dual=dual):
         raise ValueError(f"out_width {out_width} is narrower than one group's contribution "
-                         f"({contribution_width(group, scale_width, weight_scale_width, dual)} bits)")
+                         f"({contribution_width(group, scale_width, weight_scale_width, dual=dual)} bits)")
     act_codes = _as_int64("act_codes", act_codes, (rows, k), 15)
     weight_codes = _as_int64("weight_codes", weight_codes, (cols, k), 15)
     act_max = _as_int64("act_max", act_max, (rows, groups), 2**scale_width - 1)
@@ -99,15 +101,15 @@ def gemm(
             raise ValueError("DFQ needs act_max_negative, the negative side's group maxima")
         act_max_negative = _as_int64("act_max_negative", act_max_negative, (rows, groups), 2**scale_width - 1)
 
-    table = lut_multiplier_table(dual)
+    table = lut_multiplier_table(dual=dual)
     products = table[(act_codes[:, None, :] << 4) | weight_codes[None, :, :]]  # (rows, cols, K)
     products = products.reshape(rows, cols, groups, group)
     negative = (act_codes >= 8).reshape(rows, 1, groups, group) if dual else torch.zeros(1, dtype=torch.bool)
     sum_negative = torch.where(negative, products, 0).sum(-1)  # (rows, cols, groups), exact in int64
     sum_positive = torch.where(negative, 0, products).sum(-1)
     if dual:
-        scaled = (DFQ_NEGATIVE_WEIGHT * sum_negative * act_max_negative[:, None, :]
-                  + DFQ_POSITIVE_WEIGHT * sum_positive * act_max[:, None, :])
+        scaled = (DFQ_NEGATIVE_COEFFICIENT * sum_negative * act_max_negative[:, None, :]
+                  + DFQ_POSITIVE_COEFFICIENT * sum_positive * act_max[:, None, :])
     else:
         scaled = sum_positive * act_max[:, None, :]
     # |scaled| < 2**(15 + scale_width + 5) and w < 2**weight_scale_width: Python integers from here on
@@ -135,6 +137,7 @@ def weight_scale_fixed_point(scale: torch.Tensor, width: int = 16) -> tuple[torc
 def gemm_report(
     x: torch.Tensor,
     w: torch.Tensor,
+    *,
     dual: bool = False,
     group: int = 128,
     tie: str = "even",
@@ -148,14 +151,15 @@ def gemm_report(
     x = torch.as_tensor(x).to(torch.int64)
     w = torch.as_tensor(w, dtype=torch.float64)
     act_fmt = DFQ_FP4 if dual else FP4_E2M1
-    codes, maxima = quantize_group(x.reshape(x.shape[0], -1, group), dual, tie)
+    codes, maxima = quantize_group(x.reshape(x.shape[0], -1, group), dual=dual, tie=tie)
     codes = codes.reshape(x.shape)
     act_max = maxima[-1].squeeze(-1)
     act_max_negative = maxima[0].squeeze(-1) if dual else None
     wq = quantize(w, FP4_E2M1, PerGroup(group), tie)
     ws, unit = weight_scale_fixed_point(wq.scale, weight_scale_width)
-    result = gemm(codes, act_max, wq.codes.long(), ws, dual, group, act_max_negative, scale_width, weight_scale_width, out_width)
-    hardware = torch.tensor([[float(v * output_unit(dual)) for v in row] for row in result], dtype=torch.float64) * unit
+    result = gemm(codes, act_max, wq.codes.long(), ws, dual=dual, group=group, act_max_negative=act_max_negative,
+                  scale_width=scale_width, weight_scale_width=weight_scale_width, out_width=out_width)
+    hardware = torch.tensor([[float(v * output_unit(dual=dual)) for v in row] for row in result], dtype=torch.float64) * unit
     software = fake_quantize(x.double(), act_fmt, PerGroup(group), tie) @ fake_quantize(w, FP4_E2M1, PerGroup(group), tie).T
     exact = x.double() @ w.T
     sw_codes = quantize(x.double(), act_fmt, PerGroup(group), tie).codes.long()
@@ -165,3 +169,8 @@ def gemm_report(
         "relative_error_vs_unquantized": float((hardware - exact).norm() / exact.norm()),
         "software_relative_error_vs_unquantized": float((software - exact).norm() / exact.norm()),
     }
+
+
+def gemm_job_cycles(beats: int) -> int:
+    """Edges of one fp4_gemm job (tile) of ``beats`` activation beats: one beat per edge, then the latency."""
+    return beats + LATENCY
