@@ -10,51 +10,10 @@ from ..model.config import VARConfig
 from ..model.hooks import replace_module
 from ..model.loading import RECIPE_METADATA_KEY, CheckpointMismatchError, check_state_dict, save_safetensors
 from ..model.var import VAR
-from ..rotation import orthogonal_hadamard
+from .galt import Lambdas, fold_lambda_into_ada_lin
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, QuantizedLinear, Rotation
-from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe
-
-Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
-
-
-@torch.no_grad()
-def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
-    """Paper Eq. 6: make each block's AdaLN output the mat_qkv / fc1 inputs already multiplied by lambda.
-
-    With scale rows W_s, b_s and shift rows W_h, b_h: W_s' = diag(lambda) W_s, b_s' = lambda b_s + lambda - 1,
-    W_h' = diag(lambda) W_h, b_h' = lambda b_h; then LN(x)(1 + s') + h' = lambda (LN(x)(1 + s) + h) exactly.
-    """
-    if var.config.shared_aln:
-        raise ValueError(
-            "lambda cannot be folded into a shared AdaLN (d36): the shared MLP feeds every block. "
-            "Use the released code's online multiply instead: recipe.replace(galt_fold=False)"
-        )
-    C = var.config.C
-    # chunk order: gamma1, gamma2, scale1, scale2, shift1, shift2
-    rows = {"attn.mat_qkv": (2, 4), "ffn.fc1": (3, 5)}
-    for i, block in enumerate(var.blocks):
-        linear = block.ada_lin[1]
-        for kind, (scale_chunk, shift_chunk) in rows.items():
-            lam = lambdas[f"blocks.{i}.{kind}"].to(linear.weight)
-            for chunk, offset in ((scale_chunk, 1.0), (shift_chunk, 0.0)):
-                rows_slice = slice(chunk * C, (chunk + 1) * C)
-                linear.weight[rows_slice] *= lam[:, None]
-                linear.bias[rows_slice] = lam * linear.bias[rows_slice] + offset * (lam - 1)
-
-
-def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
-    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None.
-
-    Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not store it.
-    """
-    if recipe.rotation == "full":
-        return orthogonal_hadamard(width, recipe.rotation_seed).to(device)
-    if recipe.rotation == "group":
-        if width % recipe.rotation_group:
-            raise ValueError(f"width {width} is not divisible by the GHT group size {recipe.rotation_group}")
-        return orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
-    return None
+from .recipe import LAYER_KINDS, ROTATED_KINDS, Recipe, recipe_rotation
 
 
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:

@@ -11,8 +11,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
+
 from ..formats import get_format
 from ..quant import PerChannel, PerGroup, PerTensor, PerToken, Tie
+from ..rotation import orthogonal_hadamard
 from .layers import OperandQuant
 
 LAYER_KINDS = ("attn.mat_qkv", "attn.proj", "ffn.fc1", "ffn.fc2", "ada_lin.1")
@@ -92,6 +95,20 @@ class Recipe:
         raw["block_overrides"] = {k: layer(v) for k, v in raw.get("block_overrides", {}).items()}
         raw["kv_cache"] = operand(raw.get("kv_cache"))
         return cls(**raw)
+
+
+def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
+    """The orthogonal Hadamard matrix a recipe applies online: C x C (HT), one G x G block (GHT), or None.
+
+    Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not store it.
+    """
+    if recipe.rotation == "full":
+        return orthogonal_hadamard(width, recipe.rotation_seed).to(device)
+    if recipe.rotation == "group":
+        if width % recipe.rotation_group:
+            raise ValueError(f"width {width} is not divisible by the GHT group size {recipe.rotation_group}")
+        return orthogonal_hadamard(recipe.rotation_group, recipe.rotation_seed).to(device)
+    return None
 
 
 def granularity_name(g) -> str:
