@@ -281,3 +281,30 @@ def test_spilled_store_returns_the_same_tensors_and_deletes_them_on_close(tmp_pa
             for step in kept.steps(name):
                 assert torch.equal(spilled.get(name, step), kept.get(name, step))
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ chapter 06's measurements
+def test_loss_reductions_and_lambda_statistics():
+    from fpqvar.analysis.galt import lambda_statistics, loss_reductions
+
+    rows = loss_reductions({"blocks.2.ffn.fc1": [4.0, 2.0, 1.0, 3.0]})
+    assert rows == [{"block": 2, "layer": "ffn.fc1", "first_epoch_loss": 4.0, "best_loss": 1.0, "best_epoch": 2, "reduction": 4.0}]
+    (stats,) = lambda_statistics({"blocks.0.attn.mat_qkv": torch.tensor([0.25, 1.0, 1.5, 4.0])})
+    assert (stats["min"], stats["max"], stats["median"]) == (0.25, 4.0, 1.0)  # torch's median: the lower middle value
+    assert stats["share_beyond_2x"] == 0.5 and stats["block"] == 0 and stats["layer"] == "attn.mat_qkv"
+
+
+def test_folding_difference_is_float_rounding_without_quantization():
+    from fpqvar.analysis.galt import folding_difference
+    from fpqvar.methods import Recipe
+
+    vae, var = tiny_pair(width=256)
+    g = torch.Generator().manual_seed(0)
+    lambdas = {name: torch.rand(256, generator=g) + 0.5 for name in galt_layer_names(2)}
+    rows = folding_difference(var, vae, Recipe("galt only", rotation="group", galt=True), lambdas, classes=[1, 2])
+    assert [r["block"] for r in rows] == [0, 1]
+    assert all(0 <= r["relative"] < 1e-5 for r in rows)
+    assert not hasattr(var, "recipe")  # the model given stays full precision
+    wrong = folding_difference(var, vae, Recipe("galt only", rotation="group", galt=True),
+                               {**lambdas, "blocks.1.ffn.fc1": -lambdas["blocks.1.ffn.fc1"]}, classes=[1, 2])
+    assert wrong[1]["relative"] < 1e-5  # a negative lambda folds exactly too: Eq. 6 holds for any non-zero lambda

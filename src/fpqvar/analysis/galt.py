@@ -71,9 +71,10 @@ def folding_difference(var: VAR, vae: VQVAE, recipe: Recipe, lambdas: Lambdas, *
         outputs[fold] = _block_outputs(model.eval(), labels, tokens)
     rows = []
     for i, (folded, online) in enumerate(zip(outputs[True], outputs[False], strict=True)):
-        difference = float((folded - online).abs().max())
-        rows.append({"block": i, "max_abs_difference": difference, "max_abs_output": float(online.abs().max()),
-                     "relative": difference / max(float(online.abs().max()), math.ulp(1.0))})
+        difference = (folded - online).abs()
+        largest = max(float(online.abs().max()), math.ulp(1.0))
+        rows.append({"block": i, "max_abs_difference": float(difference.max()), "mean_abs_difference": float(difference.mean()),
+                     "max_abs_output": largest, "relative": float(difference.max()) / largest})
     return rows
 
 
