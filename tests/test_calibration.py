@@ -72,7 +72,7 @@ def test_mixed_format_search_picks_the_least_error_pair(captured):
         # Every pair's error recomputed from its definition: mean over steps of mean((x W^T - Q(x) Q(W)^T)^2).
         steps = store.per_step(name)
         for (weight_fmt, input_fmt), error in errors[name].items():
-            qw = fake_quantize(weights[name].float(), weight_fmt, PerGroup(128))
+            qw = fake_quantize(weights[name].detach().float(), weight_fmt, PerGroup(128))
             expected = sum(
                 float((torch.nn.functional.linear(fake_quantize(x, input_fmt, PerGroup(128)), qw) - x @ weights[name].detach().T).double().pow(2).mean())
                 for x in steps
