@@ -240,6 +240,7 @@ def _check_lambda_shapes(lambdas, var) -> None:
 def _quantize(args: argparse.Namespace) -> int:
     from .checkpoints import load_state_dict
     from .methods import quantize_model, released_behaviour, save_quantized
+    from .methods.galt import check_lambdas, unit_lambdas
     from .methods.layers import QuantizedLinear
     from .model.loading import load_var
     from .paths import resolve_checkpoint
@@ -255,10 +256,14 @@ def _quantize(args: argparse.Namespace) -> int:
     recipe = recipe.replace(**changes)
     _check_kv_cache(recipe, var)
     lambdas = None
-    if args.lambdas:
+    if args.lambdas == "ones":  # explicit "no GALT": fp4_fpqvar then equals fp4_dfq_ght
+        lambdas = unit_lambdas(var)
+    elif args.lambdas:
         with _argument("--lambdas"):
             lambdas = load_state_dict(args.lambdas)
         _check_lambda_shapes(lambdas, var)
+        with _argument("--lambdas"):
+            check_lambdas(lambdas)
     quantize_model(var, recipe, lambdas)
     if args.packed:
         import torch
@@ -276,40 +281,35 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _galt(args: argparse.Namespace) -> int:
-    import json
+    import pathlib
 
-    import torch
-
-    from .atomic import atomic_path
+    from .distributed import finish_process, init_process
     from .methods import get_recipe
-    from .methods.apply import recipe_rotation
-    from .methods.calibration import calibration_classes, capture_activations
-    from .methods.galt import learn_lambdas
+    from .methods.galt import GaltSettings, learn_galt_lambdas, save_galt_result
+    from .paths import resolve_checkpoint
 
-    device = _device(args)
+    _device(args)  # checked before a process group forms
     _output(args.out, suffix=".safetensors", inputs={"--var": args.var, "--vae": args.vae})
-    var, vae = _load_var_and_vae(args, device)
     recipe = get_recipe(args.recipe)
-    names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
-    classes = calibration_classes(args.samples, var.num_classes, args.classes, args.seed)
-    dtype = DTYPES[args.dtype]
-    store = capture_activations(var, vae, names, classes, seed=args.seed, amp_dtype=None if dtype is None else getattr(torch, dtype))
-    if "attn.mat_qkv" not in recipe.layers or recipe.layers["attn.mat_qkv"].input is None:
-        raise ValueError(f"recipe {recipe.name} does not quantize mat_qkv's input, so GALT has nothing to learn against")
-    rotation = recipe_rotation(recipe, var.config.C, device)
-    layer = recipe.layers["attn.mat_qkv"]
-    weights = {name: var.get_submodule(name).weight for name in names}
-    lambdas, curves = learn_lambdas(
-        weights, store, rotation, layer.input, layer.weight, epochs=args.epochs, lr=args.lr,
-        weight_decay=args.weight_decay, select=args.select, tie=recipe.tie,
+    settings = GaltSettings(
+        samples=args.samples, classes=args.classes, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
+        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, select=args.select, precision=args.precision,
+        blocks_at_once=args.blocks_at_once,
     )
-    from safetensors.torch import save_file
-
-    with atomic_path(args.out) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in lambdas.items()}, str(tmp))
-    with atomic_path(f"{args.out}.curves.json") as tmp:
-        tmp.write_text(json.dumps(curves))
-    print(f"lambda for {len(lambdas)} layers -> {args.out}; per-epoch losses -> {args.out}.curves.json")
+    out = pathlib.Path(args.out)
+    state = out.with_name(out.name + ".partial")
+    process = init_process(args.device)
+    var, vae = _load_var_and_vae(args, process.device)
+    source = resolve_checkpoint(args.var, "var").resolve()
+    run_id = f"{source}:{source.stat().st_size}:{source.stat().st_mtime_ns}"  # resume only on the same file
+    result = learn_galt_lambdas(var, vae, recipe, settings=settings, device=process.device, progress=not args.quiet,
+                                state_path=state, run_id=run_id)
+    if process.rank == 0:
+        save_galt_result(result, out)
+        state.unlink(missing_ok=True)
+        times = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.seconds.items())
+        print(f"lambda for {len(result.lambdas)} layers -> {out}; per-epoch losses -> {out}.curves.json ({times})")
+    finish_process()
     return 0
 
 
@@ -489,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--var", required=True, help="VAR checkpoint: var_d*.pth, .safetensors, or `embedded`")
     quantize.add_argument("--recipe", required=True, help="a named recipe (e.g. fp4_fpqvar, int4_litevar) or a recipe .json")
     quantize.add_argument("--out", required=True, help="output .safetensors")
-    quantize.add_argument("--lambdas", help="GALT lambdas (.safetensors/.pth: blocks.<i>.attn.mat_qkv, blocks.<i>.ffn.fc1)")
+    quantize.add_argument("--lambdas", help="GALT lambdas (.safetensors/.pth: blocks.<i>.attn.mat_qkv, blocks.<i>.ffn.fc1), "
+                          "or `ones` for no GALT (fp4_fpqvar then equals fp4_dfq_ght)")
     quantize.add_argument("--tie", choices=["even", "up", "down"], help="rounding ties (released code: up)")
     quantize.add_argument("--galt-online", action="store_true", help="multiply lambda online (released code) instead of folding it")
     quantize.add_argument("--kv-past-only", action="store_true", help="quantize only past steps' K/V (released code)")
@@ -501,7 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="every option of the released code (src/fpqvar/methods/README.md); --tie etc. still apply")
     quantize.set_defaults(run=_quantize)
 
-    galt = commands.add_parser("galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`")
+    galt = commands.add_parser(
+        "galt", help="learn GALT lambdas (paper Alg. 3) on calibration samples; feed them to `quantize --lambdas`",
+        description="Streams the model block by block (no disk); resumes an interrupted run from OUT.partial; "
+        "many GPUs with torchrun.",
+    )
     galt.add_argument("--var", required=True)
     galt.add_argument("--vae", required=True)
     galt.add_argument("--out", required=True, help="lambdas .safetensors (curves beside it as .curves.json)")
@@ -513,8 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     galt.add_argument("--lr", type=positive_float, default=0.01)
     galt.add_argument("--weight-decay", type=finite_float, default=0.0, help="paper 0; released code 0.01")
     galt.add_argument("--select", choices=["best", "last"], default="best", help="paper: best epoch; released code: last")
-    galt.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
-    galt.add_argument("--device")
+    galt.add_argument("--batch-size", type=int, default=1, help="calibration images per generate call (default 1, as released)")
+    galt.add_argument("--dtype", choices=sorted(DTYPES), default="fp16", help="autocast of calibration sampling")
+    galt.add_argument("--precision", choices=["tf32", "fp32"], default="tf32", help="float32 matmuls of learning on CUDA")
+    galt.add_argument("--blocks-at-once", type=int, default=4, help="blocks learned together per process (same result)")
+    galt.add_argument("--device", help="cuda or cpu (default: cuda when available); torchrun: one process per GPU")
+    galt.add_argument("--quiet", action="store_true", help="no progress bars")
     galt.set_defaults(run=_galt)
 
     train = commands.add_parser(

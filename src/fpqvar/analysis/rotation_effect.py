@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.layers import Rotation
+from ..rotation import Rotation
 from ..rotation import orthogonal_hadamard
 from .activations import kurtosis
 

@@ -34,9 +34,8 @@ from ..atomic import atomic_path
 from ..distributed import Process
 from ..generation import SampleBatch, batches_for_rank, generate_batches, image_path, plan_batches
 from ..methods import Recipe, get_recipe, quantize_model
-from ..methods.apply import recipe_rotation
 from ..methods.calibration import ActivationStore, calibration_classes, capture_activations
-from ..methods.galt import learn_lambdas
+from ..methods.galt import GaltSettings, cached_galt_lambdas
 from ..methods.layers import QuantizedLinear
 from ..methods.recipe import LAYER_KINDS
 from ..methods.report import layer_error_report
@@ -172,31 +171,18 @@ def galt_target_key(recipe: Recipe) -> str:
 
 def galt_lambdas(var: VAR, vae: VQVAE, recipe: Recipe, *, options: GaltOptions, var_sha256: str, cache_dir: pathlib.Path,
                  device: torch.device, amp_dtype: torch.dtype | None, progress: bool = True) -> tuple[dict, dict]:
-    """GALT's lambdas for ``recipe`` (paper Alg. 3), from ``cache_dir`` when learned before for this checkpoint and
-    these options; and how they were obtained. The one adapter between the runner and the GALT library."""
-    from safetensors.torch import load_file, save_file
-
-    path = cache_dir / f"galt_{var_sha256[:16]}_{galt_target_key(recipe)}_{options.key()}.safetensors"
-    info = {"options": dataclasses.asdict(options), "file": path.name}
-    if path.exists():
-        return {k: v.to(device) for k, v in load_file(str(path)).items()}, info | {"cached": True, "seconds": 0.0}
-    layer = recipe.layers.get("attn.mat_qkv")
-    if layer is None or layer.input is None or layer.weight is None:
-        raise ValueError(f"recipe {recipe.name} does not quantize mat_qkv's input and weight, so GALT has nothing to learn against")
+    """GALT's lambdas for ``recipe`` (paper Alg. 3, `fpqvar.methods.galt.cached_galt_lambdas`), from ``cache_dir``
+    when learned before for this checkpoint, recipe and these options; and how they were obtained."""
+    dtype = next(name for name, value in AMP_DTYPES.items() if value == amp_dtype)
+    settings = GaltSettings(samples=options.samples, classes=options.classes, seed=options.seed, dtype=dtype,
+                            epochs=options.epochs, lr=options.lr, weight_decay=options.weight_decay, select=options.select)
     start = time.perf_counter()
-    names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in ("attn.mat_qkv", "ffn.fc1")]
-    classes = calibration_classes(options.samples, var.num_classes, options.classes, options.seed)
-    store = capture_activations(var, vae, names, classes, seed=options.seed, amp_dtype=amp_dtype, progress=progress)
-    weights = {name: var.get_submodule(name).weight for name in names}
-    lambdas, curves = learn_lambdas(
-        weights, store, recipe_rotation(recipe, var.config.C, device), layer.input, layer.weight, progress=progress,
-        epochs=options.epochs, lr=options.lr, weight_decay=options.weight_decay, select=options.select, tie=recipe.tie,
-    )
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in lambdas.items()}, str(tmp))
-    with atomic_path(path.with_suffix(".curves.json")) as tmp:
-        tmp.write_text(json.dumps(curves))
-    return lambdas, info | {"cached": False, "seconds": round(time.perf_counter() - start, 2)}
+    result = cached_galt_lambdas(var, vae, recipe, settings=settings, var_sha256=var_sha256, cache_dir=cache_dir,
+                                 device=device, progress=progress)
+    seconds = round(time.perf_counter() - start, 2)
+    info = {"options": dataclasses.asdict(options), "settings_key": settings.key(),
+            "seconds": seconds, "phases_when_learned": result.seconds}
+    return {k: v.to(device) for k, v in result.lambdas.items()}, info
 
 
 # ------------------------------------------------------------------------------------------------ images

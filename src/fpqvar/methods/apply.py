@@ -23,47 +23,11 @@ from ..model.config import VARConfig
 from ..model.hooks import BLOCK_LINEARS, block_layer_name, parse_block_layer_name, replace_module
 from ..model.loading import infer_var_config
 from ..model.var import VAR
-from ..rotation import Rotation, group_hadamard
+from ..rotation import Rotation
+from .galt import Lambdas, fold_lambda_into_ada_lin
 from .kv_cache import QuantizedKVCache
 from .layers import InputTransform, QuantizedLinear
-from .recipe import ROTATED_KINDS, Recipe, rotated_layer_names
-
-Lambdas = dict[str, torch.Tensor]  # "blocks.{i}.attn.mat_qkv" / "blocks.{i}.ffn.fc1" -> (C,)
-
-
-@torch.no_grad()
-def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
-    """Paper Eq. 6: make each block's AdaLN output the mat_qkv / fc1 inputs already multiplied by lambda.
-
-    With scale rows W_s, b_s and shift rows W_h, b_h: W_s' = diag(lambda) W_s, b_s' = lambda b_s + lambda - 1,
-    W_h' = diag(lambda) W_h, b_h' = lambda b_h; then LN(x)(1 + s') + h' = lambda (LN(x)(1 + s) + h) exactly.
-    """
-    if var.config.shared_aln:
-        raise ValueError(
-            "lambda cannot be folded into a shared AdaLN (d36): the shared MLP feeds every block. "
-            "Use the released code's online multiply instead: recipe.replace(galt_fold=False)"
-        )
-    C = var.config.C
-    # chunk order: gamma1, gamma2, scale1, scale2, shift1, shift2
-    rows = {"attn.mat_qkv": (2, 4), "ffn.fc1": (3, 5)}
-    for i, block in enumerate(var.blocks):
-        linear = block.ada_lin[1]
-        for kind, (scale_chunk, shift_chunk) in rows.items():
-            lam = lambdas[f"blocks.{i}.{kind}"].to(linear.weight)
-            for chunk, offset in ((scale_chunk, 1.0), (shift_chunk, 0.0)):
-                rows_slice = slice(chunk * C, (chunk + 1) * C)
-                linear.weight[rows_slice] *= lam[:, None]
-                linear.bias[rows_slice] = lam * linear.bias[rows_slice] + offset * (lam - 1)
-
-
-def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
-    """The orthogonal Hadamard block a recipe applies online (`fpqvar.rotation.group_hadamard`): C x C (HT),
-    G x G (GHT), or None. Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not
-    store it."""
-    if recipe.rotation is None:
-        return None
-    group_size = width if recipe.rotation == "full" else recipe.rotation_group
-    return group_hadamard(width, group_size, recipe.rotation_seed).to(device)
+from .recipe import ROTATED_KINDS, Recipe, recipe_rotation, rotated_layer_names
 
 
 def quantize_model(var: VAR, recipe: Recipe, lambdas: Lambdas | None = None) -> VAR:

@@ -65,12 +65,14 @@ class InputTransform(nn.Module):
             x = self.rotation(x)
         return x
 
-    @torch.no_grad()
-    def fold_into_weight(self, weight: torch.Tensor) -> torch.Tensor:
-        """W' = (W / lambda) R along the input dimension, computed in float64."""
+    def fold_into_weight(self, weight: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """W' = (W / lambda) R along the input dimension, computed in float64. ``scale`` stands in for the
+        stored lambda (GALT learns it through this function: differentiable; lambda may carry leading
+        dimensions of stacked weights)."""
+        scale = self.scale if scale is None else scale
         w = weight.double()
-        if self.scale is not None:
-            w = w / self.scale.double()
+        if scale is not None:
+            w = w / scale.double()
         if self.rotation is not None:
             w = self.rotation(w)
         return w.to(weight.dtype)

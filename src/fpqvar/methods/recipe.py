@@ -11,9 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
+
 from ..formats import FP4_E1M2, FP4_E1M2_BIAS1, DualFormat, dual_format, get_format
 from ..model.hooks import BLOCK_LINEARS, block_layer_name, parse_block_layer_name
 from ..quant import RELEASED_NUMERICS, Numerics, PerChannel, PerGroup, PerTensor, PerToken, ScaleDtype, Tie
+from ..rotation import group_hadamard
 from .layers import OperandQuant
 
 ROTATED_KINDS = ("attn.mat_qkv", "ffn.fc1")  # inputs right after the AdaLN modulation (paper Eq. 4)
@@ -107,6 +110,16 @@ class Recipe:
         raw["block_overrides"] = {k: layer(v) for k, v in raw.get("block_overrides", {}).items()}
         raw["kv_cache"] = operand(raw.get("kv_cache"))
         return cls(**raw)
+
+
+def recipe_rotation(recipe: Recipe, width: int, device: torch.device) -> torch.Tensor | None:
+    """The orthogonal Hadamard block a recipe applies online (`fpqvar.rotation.group_hadamard`): C x C (HT),
+    G x G (GHT), or None. Deterministic (sign flips from ``recipe.rotation_seed``): quantized checkpoints do not
+    store it."""
+    if recipe.rotation is None:
+        return None
+    group_size = width if recipe.rotation == "full" else recipe.rotation_group
+    return group_hadamard(width, group_size, recipe.rotation_seed).to(device)
 
 
 def granularity_name(g) -> str:
