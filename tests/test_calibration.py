@@ -11,11 +11,10 @@ from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.methods.calibration import ActivationStore, calibration_classes, capture_activations
 from fpqvar.methods.galt import galt_loss, learn_lambda
 from fpqvar.methods.layers import InputTransform, OperandQuant
-from fpqvar.rotation import Rotation
 from fpqvar.methods.report import layer_error_report
 from fpqvar.methods.search import FP6_FORMATS, search_dual_format, search_mixed_formats, search_uniform_formats
 from fpqvar.quant import PerGroup, fake_quantize
-from fpqvar.rotation import orthogonal_hadamard
+from fpqvar.rotation import Rotation, orthogonal_hadamard
 
 NAMES = ["blocks.0.attn.mat_qkv", "blocks.1.ffn.fc2"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..rotation import Rotation
-from ..rotation import orthogonal_hadamard
+from ..rotation import Rotation, orthogonal_hadamard
 from .activations import kurtosis
 
 

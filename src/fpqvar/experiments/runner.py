@@ -35,7 +35,7 @@ from ..distributed import Process
 from ..generation import SampleBatch, batches_for_rank, generate_batches, image_path, plan_batches
 from ..methods import Recipe, get_recipe, quantize_model
 from ..methods.calibration import ActivationStore, calibration_classes, capture_activations
-from ..methods.galt import GaltSettings, cached_galt_lambdas
+from ..methods.galt import GaltSettings, cached_galt_lambdas, is_cached
 from ..methods.layers import QuantizedLinear
 from ..methods.recipe import LAYER_KINDS
 from ..methods.report import layer_error_report
@@ -176,11 +176,12 @@ def galt_lambdas(var: VAR, vae: VQVAE, recipe: Recipe, *, options: GaltOptions, 
     dtype = next(name for name, value in AMP_DTYPES.items() if value == amp_dtype)
     settings = GaltSettings(samples=options.samples, classes=options.classes, seed=options.seed, dtype=dtype,
                             epochs=options.epochs, lr=options.lr, weight_decay=options.weight_decay, select=options.select)
+    cached = is_cached(cache_dir, var_sha256, recipe, settings)
     start = time.perf_counter()
     result = cached_galt_lambdas(var, vae, recipe, settings=settings, var_sha256=var_sha256, cache_dir=cache_dir,
                                  device=device, progress=progress)
     seconds = round(time.perf_counter() - start, 2)
-    info = {"options": dataclasses.asdict(options), "settings_key": settings.key(),
+    info = {"options": dataclasses.asdict(options), "settings_key": settings.key(), "cached": cached,
             "seconds": seconds, "phases_when_learned": result.seconds}
     return {k: v.to(device) for k, v in result.lambdas.items()}, info
 

@@ -499,6 +499,22 @@ def load_galt_result(path: str | pathlib.Path) -> GaltResult:
     return GaltResult(lambdas, extra["curves"], extra["seconds"])
 
 
+def galt_cache_path(cache_dir: str | pathlib.Path, var_sha256: str, recipe: Recipe, settings: GaltSettings) -> pathlib.Path:
+    """Where :func:`cached_galt_lambdas` keeps the lambdas of a checkpoint (sha256), recipe and settings."""
+    recipe_digest = hashlib.sha256(recipe.to_json().encode()).hexdigest()[:8]
+    return pathlib.Path(cache_dir) / f"galt_{var_sha256[:16]}_{recipe.name}-{recipe_digest}_{settings.key()}.safetensors"
+
+
+def is_cached(cache_dir: str | pathlib.Path, var_sha256: str, recipe: Recipe, settings: GaltSettings) -> bool:
+    """Whether :func:`cached_galt_lambdas` would read its answer from ``cache_dir`` (same checkpoint, recipe and
+    settings) instead of learning."""
+    path = galt_cache_path(cache_dir, var_sha256, recipe, settings)
+    if not path.exists():
+        return False
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("run") == _run_id(var_sha256, recipe, settings)
+
+
 def cached_galt_lambdas(
     var: VAR,
     vae: VQVAE,
@@ -510,15 +526,12 @@ def cached_galt_lambdas(
     device: str | torch.device,
     progress: bool = True,
 ) -> GaltResult:
-    """:func:`learn_galt_lambdas`, reusing ``<cache_dir>/galt_<var_sha256[:16]>_<settings.key()>.safetensors``
+    """:func:`learn_galt_lambdas`, reusing ``galt_cache_path(...)`` (checkpoint sha256, recipe name and digest, settings key)
     (lambdas; curves and times beside it) when it was learned for the same recipe; resumable like the command."""
-    path = pathlib.Path(cache_dir) / f"galt_{var_sha256[:16]}_{settings.key()}.safetensors"
+    path = galt_cache_path(cache_dir, var_sha256, recipe, settings)
     run = _run_id(var_sha256, recipe, settings)
-    if path.exists():
-        with safe_open(str(path), framework="pt") as f:
-            same = (f.metadata() or {}).get("run") == run
-        if same:
-            return load_galt_result(path)
+    if is_cached(cache_dir, var_sha256, recipe, settings):
+        return load_galt_result(path)
     state = pathlib.Path(f"{path}.partial")
     result = learn_galt_lambdas(var, vae, recipe, settings=settings, device=device, progress=progress,
                                 state_path=state, run_id=var_sha256)
