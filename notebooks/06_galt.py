@@ -57,7 +57,7 @@ from fpqvar.analysis.galt import folding_difference, lambda_statistics, loss_red
 from fpqvar.figures.galt import lambda_distributions, loss_curves, loss_reduction_bars
 from fpqvar.methods import Recipe, get_recipe
 from fpqvar.methods.galt import GaltSettings, cached_galt_lambdas
-from fpqvar.model.loading import load_vae, load_var
+from fpqvar.analysis.models import load_models
 from fpqvar.paths import data_dir, resolve_checkpoint
 from fpqvar.train.embedded import sha256_of
 
@@ -69,8 +69,7 @@ out = pathlib.Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
 
 var_path = resolve_checkpoint(var, "var")
-model = load_var(var_path, device=device)  # the one place this chapter loads its models
-decoder = load_vae(resolve_checkpoint(vae, "vqvae"), device=device, patch_nums=model.patch_nums)
+model, decoder = load_models(var, vae, device=device)  # the one place this chapter loads its models
 recipe = get_recipe(recipe_name)
 settings = GaltSettings(samples=samples, seed=seed, batch_size=samples, dtype=sampling_dtype, epochs=epochs,
                         blocks_at_once=blocks_at_once)

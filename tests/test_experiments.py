@@ -25,7 +25,7 @@ from fpqvar.experiments import (
 )
 from fpqvar.experiments.teacher_forced import bootstrap_interval
 from fpqvar.methods import Recipe, get_recipe
-from fpqvar.model.loading import save_safetensors
+from fpqvar.checkpoints import save_safetensors
 
 torch.set_num_threads(1)
 

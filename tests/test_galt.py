@@ -25,7 +25,7 @@ from fpqvar.methods.galt import (
     save_galt_result,
     unit_lambdas,
 )
-from fpqvar.model.loading import save_safetensors
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.rotation import orthogonal_hadamard
 
 # Tiny but complete: 3 blocks, 3 calibration images (batches of 2 and 1), 3 epochs, fp32 sampling (CPU).
