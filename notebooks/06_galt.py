@@ -54,10 +54,10 @@ import pandas as pd
 import torch
 
 from fpqvar.analysis.galt import folding_difference, lambda_statistics, loss_reductions
+from fpqvar.analysis.models import load_models
 from fpqvar.figures.galt import lambda_distributions, loss_curves, loss_reduction_bars
 from fpqvar.methods import Recipe, get_recipe
 from fpqvar.methods.galt import GaltSettings, cached_galt_lambdas
-from fpqvar.analysis.models import load_models
 from fpqvar.paths import data_dir, resolve_checkpoint
 from fpqvar.train.embedded import sha256_of
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from tiny_models import tiny_pair
 
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.experiments import (
     GaltOptions,
     TableSettings,
@@ -25,7 +26,6 @@ from fpqvar.experiments import (
 )
 from fpqvar.experiments.teacher_forced import bootstrap_interval
 from fpqvar.methods import Recipe, get_recipe
-from fpqvar.checkpoints import save_safetensors
 
 torch.set_num_threads(1)
 

@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 from tiny_models import tiny_pair
 
+from fpqvar.checkpoints import save_safetensors
 from fpqvar.cli import main
 from fpqvar.methods import galt as galt_module
 from fpqvar.methods import get_recipe, quantize_model
@@ -25,7 +26,6 @@ from fpqvar.methods.galt import (
     save_galt_result,
     unit_lambdas,
 )
-from fpqvar.checkpoints import save_safetensors
 from fpqvar.rotation import orthogonal_hadamard
 
 # Tiny but complete: 3 blocks, 3 calibration images (batches of 2 and 1), 3 epochs, fp32 sampling (CPU).

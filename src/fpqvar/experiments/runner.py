@@ -37,9 +37,9 @@ from ..methods import Recipe, get_recipe, quantize_model
 from ..methods.calibration import ActivationStore, calibration_classes, capture_activations
 from ..methods.galt import GaltSettings, cached_galt_lambdas, is_cached
 from ..methods.layers import QuantizedLinear
-from ..methods.recipe import LAYER_KINDS
 from ..methods.report import layer_error_report
 from ..model import VAR, VQVAE
+from ..model.hooks import block_linear_names
 from ..model.loading import load_vae, load_var
 from ..paths import resolve_checkpoint
 from .teacher_forced import HeldOutTokens, held_out_tokens, teacher_forced_metrics
@@ -482,19 +482,10 @@ def _report_store(lazy: dict, settings: TableSettings, var: VAR, vae: VQVAE, amp
     if settings.report_samples < 1:
         return None
     if "store" not in lazy:
-        names = [f"blocks.{i}.{k}" for i in range(len(var.blocks)) for k in LAYER_KINDS
-                 if _has(var, f"blocks.{i}.{k}")]
+        names = block_linear_names(var)
         classes = calibration_classes(settings.report_samples, var.num_classes, "random", settings.galt.seed)
         lazy["store"] = capture_activations(var, vae, names, classes, seed=settings.galt.seed, amp_dtype=amp, progress=False)
     return lazy["store"]
-
-
-def _has(module: torch.nn.Module, name: str) -> bool:
-    try:
-        module.get_submodule(name)
-    except AttributeError:
-        return False
-    return True
 
 
 def read_rows(folder: str | pathlib.Path) -> list[dict]:
