@@ -147,11 +147,10 @@ def sha256_of(path: str | pathlib.Path) -> str:
 def load_models(var_spec: str, vae_spec: str, device: torch.device) -> tuple[VAR, VQVAE, dict]:
     """The full-precision VAR and its VQVAE (paths or ``embedded``), and their files' identities.
 
-    The one place this package loads checkpoints (the dispatching loader replaces it when it lands)."""
+    The one place this package loads checkpoints; recipes start from the full-precision model, so the plain
+    loader (`fpqvar.model.loading`), not the dispatching one."""
     var_path, vae_path = resolve_checkpoint(var_spec, "var"), resolve_checkpoint(vae_spec, "vqvae")
-    var = load_var(var_path, device=device)
-    if hasattr(var, "recipe"):
-        raise ValueError(f"{var_path} is already quantized ({var.recipe.name}); give the full-precision checkpoint")
+    var = load_var(var_path, device=device)  # the plain loader: a quantized file is refused with advice
     vae = load_vae(vae_path, device=device, patch_nums=var.patch_nums)
     identity = {"var": str(var_spec), "var_sha256": sha256_of(var_path), "vae": str(vae_spec), "vae_sha256": sha256_of(vae_path),
                 "depth": var.config.depth, "width": var.config.C, "patch_nums": list(var.patch_nums),
