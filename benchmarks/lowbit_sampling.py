@@ -28,7 +28,7 @@ from fpqvar.lowbit.kernels import group_scaled_gemm, quantize_activation
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, VQVAE, VARConfig
 from fpqvar.model.precision import cast_linear_weights
-from fpqvar.quant import PerGroup, fake_quantize, fused_fake_quantize
+from fpqvar.quant import PerGroup, compiled_fake_quantize, fake_quantize
 
 D30_LINEARS = {"mat_qkv": (1920, 5760), "proj": (1920, 1920), "fc1": (1920, 7680), "fc2": (7680, 1920)}
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) tried for the packed-weight GEMM
@@ -64,7 +64,7 @@ def correctness_record() -> dict:
         eager = fake_quantize(x, f, PerGroup(128))
         record[fmt] = {"elements": x.numel(), "differ_from_eager_quantizer": int((ours != eager).sum())}
         try:
-            fused = fused_fake_quantize(x, f, PerGroup(128))
+            fused = compiled_fake_quantize(x, f, PerGroup(128))
             record[fmt] |= {"differ_from_fused_quantizer": int((ours != fused).sum()),
                             "eager_vs_fused_differ": int((eager != fused).sum())}
         except Exception as error:  # noqa: BLE001 - torch.compile of the fake quantizer itself can fail

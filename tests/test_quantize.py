@@ -208,7 +208,7 @@ def test_error_is_at_most_half_the_widest_gap(fmt, tie, seed, rows, heavy):
 def test_fused_kernels_equal_eager_quantization(dtype):
     """One compiled kernel per format and row length, the row count dynamic: every shape, the non-contiguous
     and the non-finite included, gives eager mode's bits."""
-    from fpqvar.quant import fused_fake_quantize
+    from fpqvar.quant import compiled_fake_quantize
 
     torch.manual_seed(0)
     cases = [("dfq_e1m2neg_e2m1pos", PerGroup(128)), ("fp4_e2m1", PerGroup(128)), ("fp6_e2m3", PerToken()),
@@ -218,7 +218,7 @@ def test_fused_kernels_equal_eager_quantization(dtype):
         x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.0])
         for fmt, granularity in cases:
             for t in (x, x.transpose(0, -2) if x.dim() > 2 else x):
-                assert _same_bits(fused_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)
+                assert _same_bits(compiled_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)
 
 
 # Midpoint sweeps through the whole quantizer: rows of 64 whose first two elements fix the scale(s) to s exactly
@@ -422,7 +422,7 @@ CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
 @pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
 def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
     """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included."""
-    from fpqvar.quant import fused_fake_quantize
+    from fpqvar.quant import compiled_fake_quantize
 
     cases = [(PerGroup(SWEEP_WIDTH), Numerics(tie=tie), torch.float32)]
     if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float32:
@@ -434,6 +434,6 @@ def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
         for granularity, numerics, work in cases:
             rows = x[:1] if isinstance(granularity, PerTensor) else x
             expected = fake_quantize_reference(rows, fmt, tie, work)
-            fused = fused_fake_quantize(rows.cuda(), fmt, granularity, numerics)
+            fused = compiled_fake_quantize(rows.cuda(), fmt, granularity, numerics)
             assert _same_bits(fused, fake_quantize(rows.cuda(), fmt, granularity, numerics)), (scale, granularity, numerics)
             assert _same_bits(fused.cpu(), expected), (scale, granularity, numerics)

@@ -35,7 +35,7 @@ from ..methods.apply import quantized_var_from_state_dict
 from ..methods.layers import QuantizedLinear
 from ..model.config import VARConfig
 from ..model.var import VAR
-from ..quant import PerGroup, QuantizedTensor, dequantize
+from ..quant import PerGroup, QuantizedTensor, as_numerics, dequantize
 from .codes import dequantize_tensor, quantize_tensor, recover_codes
 from .packing import pack_nibbles, unpack_nibbles
 
@@ -74,7 +74,7 @@ def packed_layers(var: VAR) -> dict[str, PackedLayer]:
             q = module.weight_quant
             layers[name] = PackedLayer(
                 get_format(q.fmt).name, q.granularity.group_size, module.out_features, module.in_features,
-                str(module.weight.dtype).removeprefix("torch."), module.tie,
+                str(module.weight.dtype).removeprefix("torch."), as_numerics(module.tie).tie_for(q.fmt),
             )
     return layers
 

@@ -10,7 +10,18 @@ import dataclasses
 import torch
 
 from ..formats import FloatFormat, Format, get_format
-from ..quant import Granularity, PerGroup, QuantizedTensor, Tie, as_groups, quantize, round_to_format, scale_shape
+from ..quant import (
+    Granularity,
+    Numerics,
+    PerGroup,
+    QuantizedTensor,
+    Tie,
+    as_groups,
+    as_numerics,
+    quantize,
+    round_to_format,
+    scale_shape,
+)
 from ..quant.quantize import _quantize_groups  # the quantizer's scale and rounding rules, not a copy of them
 
 
@@ -31,12 +42,12 @@ def decode_codes(codes: torch.Tensor, fmt: Format) -> torch.Tensor:
 
 
 def quantize_tensor(x: torch.Tensor, fmt: Format | str, granularity: Granularity = PerGroup(128),
-                    tie: Tie = "even") -> QuantizedTensor:
+                    tie: Tie | Numerics = "even") -> QuantizedTensor:
     """``fpqvar.quant.quantize`` computed on x's device (equal to it on the CPU)."""
     fmt = get_format(fmt)
     if x.device.type == "cpu":
         return quantize(x, fmt, granularity, tie)
-    levels, scale, negative_scale, zero_point = _quantize_groups(as_groups(x, granularity), fmt, tie)
+    levels, scale, negative_scale, zero_point = _quantize_groups(as_groups(x, granularity), fmt, as_numerics(tie))
     shape = scale_shape(x.shape, granularity)
     return QuantizedTensor(
         codes=encode_levels(levels, fmt).reshape(x.shape), scale=scale.reshape(shape), fmt=fmt,
@@ -55,7 +66,7 @@ def dequantize_tensor(q: QuantizedTensor) -> torch.Tensor:
     return cpu.dequantize().to(q.codes.device)
 
 
-def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: Tie = "even") -> QuantizedTensor:
+def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: Tie | Numerics = "even") -> QuantizedTensor:
     """Codes and scales of an already fake-quantized tensor (a quantized layer's weight), exact on any device.
 
     Quantizing ``fake`` again need not give back its scale: max|fake| = RN(max_value * s), and RN(that / max_value)
@@ -67,6 +78,7 @@ def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: T
     fmt = get_format(fmt)
     if not isinstance(fmt, FloatFormat):
         raise ValueError(f"recover_codes takes a single-scale float format, not {fmt.name}")
+    tie = as_numerics(tie).tie_for(fmt)
     rows = as_groups(fake, PerGroup(group_size)).float()
     base = rows.abs().amax(-1, keepdim=True) / torch.tensor(fmt.max_value, device=rows.device)  # IEEE division
     scale, levels = torch.zeros_like(base), torch.zeros_like(rows)

@@ -13,7 +13,7 @@ from torch import nn
 from ..formats import DualFormat, FloatFormat, get_format
 from ..methods.layers import QuantizedLinear
 from ..model.hooks import replace_module
-from ..quant import PerGroup
+from ..quant import PerGroup, as_numerics
 from .checkpoint import packable_weight, quantize_layer_weight
 from .codes import decode_codes
 from .kernels import (
@@ -40,8 +40,11 @@ def lowbit_blocker(layer: QuantizedLinear) -> str | None:
     q = layer.input_quant
     if q is None or q.granularity != PerGroup(GROUP) or not supported_activation_format(q.fmt):
         return f"its input is not quantized to FP4 (or dual FP4) with groups of {GROUP}"
-    if layer.tie != "even":
-        return f"ties {layer.tie!r}: the kernels round half to even"
+    numerics = as_numerics(layer.tie)
+    if numerics.tie_for(q.fmt) != "even" or numerics.tie_for(layer.weight_quant.fmt) != "even":
+        return f"ties {numerics.tie!r}: the kernels round half to even"
+    if numerics.scale_dtype != "float32":
+        return "scales computed in the input dtype (released arithmetic): the kernels compute them in float32"
     return None
 
 

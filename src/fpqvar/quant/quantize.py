@@ -174,15 +174,18 @@ def _compiled_fake_quantize(fmt: Format, granularity: Granularity, numerics: Num
     return torch.compile(function, options=_compile_options())
 
 
-def fused_fake_quantize(
+def compiled_fake_quantize(
     x: torch.Tensor,
     fmt: Format | str,
     granularity: Granularity = PerGroup(128),
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
-    """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode would launch ~15
-    memory-bound kernels; plain eager elsewhere. Same operations, same bits (``_divide`` says how divisions
-    stay exact). Inside a compiled region it is traced like any other code, so the caller's kernels absorb it."""
+    """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode launches ~15
+    memory-bound kernels; plain eager elsewhere. Meant to give eager's bits (``_divide`` says how divisions
+    stay exact), but NOT verified: on an H200 with torch 2.11 (2026-12-02) it failed to trace float formats
+    (dynamo: "BooleanAtom not allowed", from ``FloatFormat.max_value``) and differed from eager for INT formats
+    (`tests/test_quantize.py`, CUDA tests). So no layer uses it: the quantized layers and the straight-through
+    estimator call eager :func:`fake_quantize`, which runs the same IEEE operations on CUDA as on the CPU."""
     if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0:
         return fake_quantize(x, fmt, granularity, tie)
     _check_input(x)
@@ -222,7 +225,7 @@ def fake_quantize_ste(
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` forward, identity backward (straight-through estimator, for GALT)."""
-    return _StraightThrough.apply(x, fused_fake_quantize(x.detach(), fmt, granularity, tie))
+    return _StraightThrough.apply(x, fake_quantize(x.detach(), fmt, granularity, tie))
 
 
 def quantize(
