@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -20,9 +21,9 @@
 # paper's machine (Fig. 7c) and runs VAR on it: `fpqvar.hw.performance` counts every operation of one image
 # (`fpqvar.hw.workload`: each linear layer, attention with each step's KV length, element-wise work, weights and
 # KV bytes, classifier-free guidance doubling the rows), times each layer with the unit cycle formulas that the
-# RTL simulations check (`data/hw/cycles.json`), and schedules them as the paper describes. **It needs no
-# model** (no checkpoint is loaded: the shapes of the released VAR models are enough), and runs on a CPU in
-# seconds.
+# RTL simulations check (`data/hw/cycles.json`), and schedules them as the paper describes.
+# **This chapter needs no model**: no checkpoint is loaded (the shapes of the released VAR models are enough),
+# and it runs on a CPU in seconds.
 #
 # **What is ours and what is the paper's.** Every number called "ours" is a prediction of this model; every
 # number called "paper" is the authors' measurement on their VCK190, read from `data/paper/`. The machine's

@@ -24,6 +24,9 @@ OVERRIDES = {
     "02_embedded_model": {"per_class": 1, "classes": 2},
     "03_activations": {"samples": 1, "block": 1, "top_k": 4},
     "04_dual_format": {"samples": 1, "baseline_samples": 1},
+    "06_galt": {"samples": 1, "epochs": 1, "block": 1, "blocks_at_once": 2, "folding_images": 1},
+    "07_results": {"recipes": ["fp16", "int8_rtn"], "per_class": 1, "held_out_images": 2, "live_recipes": [],
+                   "grid_recipes": ["fp16", "int8_rtn"], "grid_classes": [1]},
 }
 
 
