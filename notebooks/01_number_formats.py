@@ -124,7 +124,7 @@ if output_dir is not None:
     out = pathlib.Path(output_dir)
     for name, fig in {"fig2a_weight_levels.png": fig_a, "fig2b_blockwise_error.png": fig_b}.items():
         with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=150)
+            fig.savefig(tmp, dpi=150, format="png")  # the temp name does not end in .png
     with atomic_path(out / "fig2b_blockwise_error.csv") as tmp:
         error_table.assign(weights=source).to_csv(tmp)
     print(f"wrote figures and CSV to {out}")

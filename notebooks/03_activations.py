@@ -256,7 +256,7 @@ print(f"transformer share on the given model: {given['transformer share of param
 if out is not None:
     for name, fig in figures.items():
         with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=130)
+            fig.savefig(tmp, dpi=130, format="png")  # the temp name does not end in .png
     for name, table in {"fig1e_costs.csv": costs, "fig3_fc2_shares.csv": share_table, "fig4_outliers.csv": summary,
                         "fig6_group_statistics.csv": stats}.items():
         with atomic_path(out / name) as tmp:

@@ -174,7 +174,7 @@ for bits in baselines:
 if out is not None:
     for name, fig in figures.items():
         with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=130)
+            fig.savefig(tmp, dpi=130, format="png")  # the temp name does not end in .png
     for name, frame in {"alg2_search.csv": table, "fig5a_fc2_error.csv": fig5a,
                         "baseline_search.csv": pd.DataFrame([{"bits": b, "weight": w, "activation": a, "total": v}
                                                              for b, t in totals.items() for (w, a), v in t.items()])}.items():
