@@ -9,7 +9,7 @@ from fpqvar.methods import QuantizedKVCache, QuantizedLinear, Recipe, get_recipe
 from fpqvar.methods.layers import OperandQuant
 from fpqvar.methods.recipe import RELEASED_ROTATION_SEED
 from fpqvar.quant import RELEASED_NUMERICS, Numerics, PerGroup, PerToken, fake_quantize
-from fpqvar.rotation.hadamard import orthogonal_hadamard, random_signs
+from fpqvar.rotation import orthogonal_hadamard, random_signs
 
 # fpqvar-official-behaviour.md 5.1: the released GHT block's sign flips (1 = +1, 0 = -1).
 RELEASED_SIGNS_128 = (
