@@ -208,7 +208,7 @@ def test_galt_command_checks_the_recipe_before_sampling(tmp_path, monkeypatch, c
 
 
 def test_galt_command_then_quantize_with_lambdas_or_ones(tmp_path):
-    from fpqvar.model.loading import load_var
+    from fpqvar.loading import load_var
 
     vae, var = tiny_pair(width=128)
     save_safetensors(var, tmp_path / "var.safetensors")
@@ -306,7 +306,7 @@ def test_folding_difference_is_float_rounding_without_quantization():
     rows = folding_difference(var, vae, Recipe("galt only", rotation="group", galt=True), lambdas, classes=[1, 2])
     assert [r["block"] for r in rows] == [0, 1]
     assert all(0 <= r["relative"] < 1e-5 for r in rows)
-    assert not hasattr(var, "recipe")  # the model given stays full precision
+    assert not var.is_quantized  # the model given stays full precision
     wrong = folding_difference(var, vae, Recipe("galt only", rotation="group", galt=True),
                                {**lambdas, "blocks.1.ffn.fc1": -lambdas["blocks.1.ffn.fc1"]}, classes=[1, 2])
     assert wrong[1]["relative"] < 1e-5  # a negative lambda folds exactly too: Eq. 6 holds for any non-zero lambda
