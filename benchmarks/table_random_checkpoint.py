@@ -35,7 +35,10 @@ def write_checkpoints(depth: int, work: pathlib.Path) -> dict[str, pathlib.Path]
     torch.manual_seed(0)
     work.mkdir(parents=True, exist_ok=True)
     var = VAR(RELEASED_VAR[f"d{depth}"])
-    var.init_weights()
+    # The from-scratch initialisation closes every block's gates (gamma 1e-5) and nearly zeroes the head (logits
+    # near uniform, NLL = ln 4096): every recipe would then give the FP16 model's tokens (KL 0 to 5 decimals, seen
+    # in the first run). Open gates and a full-scale head make the blocks, hence quantization, change the output.
+    var.init_weights(init_adaln_gamma=0.5, init_head=1.0)
     files = {"var": work / f"var_d{depth}.pth", "vae": work / "vae_ch160v4096z32.pth", "inception": work / "inception_random.pth"}
     torch.save(var.state_dict(), files["var"])
     torch.save(VQVAE(VQVAEConfig()).state_dict(), files["vae"])
@@ -98,8 +101,10 @@ def main() -> int:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"table_random_d{args.depth}.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows_folder = out / f"table_random_d{args.depth}_rows"  # a folder of rows, as notebooks/07_results reads them
+    rows_folder.mkdir(exist_ok=True)
     for row in rows:
-        (out / f"table_random_d{args.depth}_row_{row['recipe_name']}.json").write_text(json.dumps(row, indent=1) + "\n")
+        (rows_folder / f"{row['recipe_name']}.json").write_text(json.dumps(row, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     return done.returncode
 

@@ -2,10 +2,10 @@
 
 * :func:`quantize_activation`: one pass over a (M, K) activation: optional GHT (a 128 x 128 matmul per group),
   per-group absmax scale, rounding to an FP4 grid (round-half-to-even, as ``fpqvar.quant``), written as FP8 E4M3
-  codes (every FP4 value is exact in E4M3) and float32 scales. The scale and x / s are rounded to the input's
-  dtype (bf16) exactly as the fake quantizer computes them on CUDA (PyTorch multiplies by the fp32 reciprocal of
-  a Python-scalar divisor; tensor / tensor is IEEE division). A dual (DFQ) format writes a doubled K: per group
-  its non-positive part then its positive part, each a group of its own with its own scale.
+  codes (every FP4 value is exact in E4M3) and float32 scales. The scale and x / s are IEEE float32 divisions
+  (``div_rn``), as the fake quantizer's default numerics compute them, and rounding is ``rint`` plus the
+  quantizer's tie rule: codes and scales equal the fake quantizer's bit for bit. A dual (DFQ) format writes a
+  doubled K: per group its non-positive part then its positive part, each a group of its own with its own scale.
 * :func:`group_scaled_gemm`: C = sum over K-groups of (A_g B_g^T) * sa_g * sb_g, FP8 tensor-core dots with
   float32 accumulation, optionally reading B as packed E2M1 nibbles (two per byte) decoded to E4M3 in registers.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import numpy as np
 import torch
 
 from ..formats import DualFormat, FloatFormat, get_format
@@ -23,6 +22,7 @@ from ..formats import DualFormat, FloatFormat, get_format
 try:  # Triton is optional: CPU-only installs import this module and report why the backend cannot run
     import triton
     import triton.language as tl
+    from triton.language.extra import libdevice
 
     HAVE_TRITON = True
 except ImportError:  # pragma: no cover - depends on the installation
@@ -49,11 +49,6 @@ def grid_params(fmt: FloatFormat, *, low: float | None = None, high: float | Non
                       fmt.min_value if low is None else low, fmt.max_value if high is None else high)
 
 
-def fp32_reciprocal(value: float) -> float:
-    """fp32(1 / fp32(value)), the factor PyTorch's CUDA kernels multiply by for ``tensor / python_scalar``."""
-    return float(np.float32(1.0) / np.float32(value))
-
-
 def supported_activation_format(fmt) -> bool:
     """FP4 float formats, and dual formats of two FP4 float formats (DFQ)."""
     fmt = get_format(fmt)
@@ -77,11 +72,9 @@ if HAVE_TRITON:
         field = tl.minimum(tl.maximum(field, MIN_FIELD), MAX_FIELD)
         spacing = ((field - MBITS) << 23).to(tl.float32, bitcast=True)  # a power of two
         inverse = ((254 - (field - MBITS)) << 23).to(tl.float32, bitcast=True)  # its exact reciprocal
-        steps = y * inverse
-        # round half to even (exact: |steps| is small, so steps + 0.5 and the parity test are exact)
-        rounded = tl.floor(steps + 0.5)
-        odd = (rounded - 2.0 * tl.floor(rounded * 0.5)) != 0.0
-        rounded = tl.where(((rounded - steps) == 0.5) & odd, rounded - 1.0, rounded)
+        steps = y * inverse  # exact: a product with a power of two
+        # rint is IEEE round-half-even and exact (floor(steps + 0.5) is not: fpqvar.quant.rounding says why)
+        rounded = libdevice.rint(steps)
         if MBITS == 0:
             # a tie at 1.5 steps lies between 2**e and 2**(e+1): the even code is the one with the even field
             field_even = ((field - 127 + BIAS) % 2) == 0
@@ -93,7 +86,7 @@ if HAVE_TRITON:
     def _activation_kernel(
         x_ptr, r_ptr, codes_ptr, scales_ptr, M, M_PAD, K, stride_xm, stride_cm,
         HAS_ROTATION: tl.constexpr, DUAL: tl.constexpr, ROUND_BF16: tl.constexpr, BLOCK_M: tl.constexpr,
-        RECIP_POS: tl.constexpr, RECIP_NEG: tl.constexpr,
+        MAX_POS: tl.constexpr, MAX_NEG: tl.constexpr,
         P_MIN: tl.constexpr, P_MAX: tl.constexpr, P_M: tl.constexpr, P_BIAS: tl.constexpr, P_LOW: tl.constexpr, P_HIGH: tl.constexpr,
         N_MIN: tl.constexpr, N_MAX: tl.constexpr, N_M: tl.constexpr, N_BIAS: tl.constexpr, N_LOW: tl.constexpr, N_HIGH: tl.constexpr,
     ):
@@ -112,15 +105,10 @@ if HAVE_TRITON:
         magnitude = tl.abs(x)
         finite = magnitude < float("inf")
         if DUAL:
-            s_pos = tl.max(tl.where(finite & (x > 0), magnitude, 0.0), axis=1) * RECIP_POS
-            s_neg = tl.max(tl.where(finite & (x < 0), magnitude, 0.0), axis=1) * RECIP_NEG
-            if ROUND_BF16:
-                s_pos = s_pos.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
-                s_neg = s_neg.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
+            s_pos = tl.math.div_rn(tl.max(tl.where(finite & (x > 0), magnitude, 0.0), axis=1), MAX_POS)
+            s_neg = tl.math.div_rn(tl.max(tl.where(finite & (x < 0), magnitude, 0.0), axis=1), MAX_NEG)
             positive = x > 0
             y = tl.math.div_rn(x, tl.where(positive, s_pos[:, None], s_neg[:, None]))
-            if ROUND_BF16:
-                y = y.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
             # rounding decides the side by y (> 0: positive grid), as fpqvar.quant does
             up = _round_to_grid(y, P_MIN, P_MAX, P_M, P_BIAS, 0.0, P_HIGH)
             down = _round_to_grid(y, N_MIN, N_MAX, N_M, N_BIAS, N_LOW, 0.0)
@@ -133,12 +121,8 @@ if HAVE_TRITON:
             tl.store(scales_ptr + (2 * g) * M_PAD + rows, s_neg, mask=rows < M_PAD)
             tl.store(scales_ptr + (2 * g + 1) * M_PAD + rows, s_pos, mask=rows < M_PAD)
         else:
-            s = tl.max(tl.where(finite, magnitude, 0.0), axis=1) * RECIP_POS
-            if ROUND_BF16:
-                s = s.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
+            s = tl.math.div_rn(tl.max(tl.where(finite, magnitude, 0.0), axis=1), MAX_POS)
             y = tl.math.div_rn(x, s[:, None])
-            if ROUND_BF16:
-                y = y.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
             q = _round_to_grid(y, P_MIN, P_MAX, P_M, P_BIAS, P_LOW, P_HIGH)
             tl.store(codes_ptr + rows[:, None] * stride_cm + (g * 128 + cols)[None, :], q.to(tl.float8e4nv),
                      mask=(rows < M_PAD)[:, None])
@@ -203,14 +187,14 @@ def _format_constants(fmt_name: str) -> dict:
     fmt = get_format(fmt_name)
     if isinstance(fmt, DualFormat):
         positive, negative = grid_params(fmt.positive, low=0.0), grid_params(fmt.negative, high=0.0)
-        recip_pos, recip_neg = fp32_reciprocal(fmt.max_value), fp32_reciprocal(-fmt.min_value)
+        max_pos, max_neg = fmt.max_value, -fmt.min_value
     else:
         positive = negative = grid_params(fmt)
-        recip_pos = recip_neg = fp32_reciprocal(fmt.max_value)
+        max_pos = max_neg = fmt.max_value
     names = ("MIN", "MAX", "M", "BIAS", "LOW", "HIGH")
     constants = {f"P_{n}": v for n, v in zip(names, dataclasses.astuple(positive), strict=True)}
     constants |= {f"N_{n}": v for n, v in zip(names, dataclasses.astuple(negative), strict=True)}
-    return constants | {"RECIP_POS": recip_pos, "RECIP_NEG": recip_neg, "DUAL": isinstance(fmt, DualFormat)}
+    return constants | {"MAX_POS": max_pos, "MAX_NEG": max_neg, "DUAL": isinstance(fmt, DualFormat)}
 
 
 def padded_rows(m: int) -> int:
@@ -222,7 +206,8 @@ def quantize_activation(x: torch.Tensor, fmt: str, rotation: torch.Tensor | None
                         num_warps: int | None = None):
     """(M, K) activation -> (codes (M_pad, K') float8_e4m3fn, scales (M_pad, K' / 128) float32 column-major),
     K' = K, or 2K for a dual format. Rows M..M_pad-1 are zero codes. ``rotation``: the GHT block (128 x 128,
-    bf16) applied to each group first. Quantization runs in bf16 when x or the rotation is bf16. The default
+    bf16) applied to each group first; x (or the rotation's output) is rounded to bf16 when x or the rotation is bf16,
+    as autocast rounds a matmul's output, and the scales and x / s are float32 as the fake quantizer's. The default
     tile (16 rows, 4 warps; 8 for dual formats) was the fastest of the benchmark's sweep at the FC2 shape."""
     require_triton()
     if x.ndim != 2 or x.shape[1] % GROUP:

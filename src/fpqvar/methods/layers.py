@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..quant import Granularity, PerGroup, Tie, fake_quantize
+from ..quant import Granularity, PerGroup, Tie, compiled_fake_quantize
 from ..rotation import Rotation
 
 
@@ -27,7 +27,7 @@ class OperandQuant:
     granularity: Granularity = PerGroup(128)
 
     def __call__(self, x: torch.Tensor, tie: Tie) -> torch.Tensor:
-        return fake_quantize(x, self.fmt, self.granularity, tie)
+        return compiled_fake_quantize(x, self.fmt, self.granularity, tie)
 
 
 class InputTransform(nn.Module):

@@ -67,12 +67,18 @@ def _divide(numerator: torch.Tensor, denominator: torch.Tensor | float, dtype: t
     rounded once to ``dtype``: the same bits as the eager division, because a quotient of floats of at most
     24 bits never lies within 2**-50 (relative) of a midpoint of float32 or a narrower dtype, which float64's
     error (a reciprocal's included) cannot cross. float64 work stays as it is.
+
+    In eager mode on CUDA, a tensor divided by a Python number is computed as a product with the number's
+    reciprocal (ATen's div_true_kernel_cuda, "may lose one bit of precision"): x / 6 for E2M1. So a number
+    becomes a tensor on the numerator's device first, which takes the IEEE division path. (Every denominator
+    given here, a format's max_value or level count, is exact in the work dtype.)
     """
     if torch.compiler.is_compiling() and dtype != torch.float64:
         wide = denominator.double() if isinstance(denominator, torch.Tensor) else denominator
         return (numerator.double() / wide).to(dtype)
-    narrow = denominator.to(dtype) if isinstance(denominator, torch.Tensor) else denominator
-    return numerator.to(dtype) / narrow
+    if isinstance(denominator, torch.Tensor):
+        return numerator.to(dtype) / denominator.to(dtype)
+    return numerator.to(dtype) / numerator.new_full((), denominator, dtype=dtype)  # a fill: no copy, graph-safe
 
 
 def _absmax(rows: torch.Tensor) -> torch.Tensor:
@@ -168,10 +174,15 @@ def _compile_options() -> dict[str, bool]:
 def _compiled_fake_quantize(fmt: Format, granularity: Granularity, numerics: Numerics, dtype: torch.dtype):
     """fake_quantize compiled for one key. Dynamo keeps at most 8 compiled variants per code object, and a
     model with several formats, dtypes and row lengths needs more: each key gets a copy of the code, so its
-    own allowance (a function whose variants ran out would fall back to eager mode, silently slow)."""
+    own allowance (a function whose variants ran out would fall back to eager mode, silently slow).
+
+    ``dynamic=False``: the copies share dynamo's record of which values changed between calls (it is keyed by
+    file, line and name), so with automatic dynamism a format's integer fields became symbols once two formats
+    had been seen (torch 2.11 then failed: "BooleanAtom not allowed", from ``FloatFormat.max_value``). Only the
+    row count is dynamic, marked explicitly by the caller."""
     code = fake_quantize.__code__.replace()  # equal, but a distinct object with its own dynamo cache
     function = types.FunctionType(code, fake_quantize.__globals__, fake_quantize.__name__, fake_quantize.__defaults__)
-    return torch.compile(function, options=_compile_options())
+    return torch.compile(function, dynamic=False, options=_compile_options())
 
 
 def compiled_fake_quantize(
@@ -181,11 +192,9 @@ def compiled_fake_quantize(
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode launches ~15
-    memory-bound kernels; plain eager elsewhere. Meant to give eager's bits (``_divide`` says how divisions
-    stay exact), but NOT verified: on an H200 with torch 2.11 (2026-12-02) it failed to trace float formats
-    (dynamo: "BooleanAtom not allowed", from ``FloatFormat.max_value``) and differed from eager for INT formats
-    (`tests/test_quantize.py`, CUDA tests). So no layer uses it: the quantized layers and the straight-through
-    estimator call eager :func:`fake_quantize`, which runs the same IEEE operations on CUDA as on the CPU."""
+    memory-bound kernels; plain eager elsewhere. Eager's bits (``_divide`` says how divisions stay exact):
+    ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a GPU.
+    Inside a compiled region it is traced like any other code, so the caller's kernels absorb it."""
     if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0:
         return fake_quantize(x, fmt, granularity, tie)
     _check_input(x)
@@ -225,7 +234,7 @@ def fake_quantize_ste(
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` forward, identity backward (straight-through estimator, for GALT)."""
-    return _StraightThrough.apply(x, fake_quantize(x.detach(), fmt, granularity, tie))
+    return _StraightThrough.apply(x, compiled_fake_quantize(x.detach(), fmt, granularity, tie))
 
 
 def quantize(
