@@ -301,10 +301,3 @@ def test_side_by_side_keeps_the_paper_order_and_leaves_missing_rows_empty():
     assert list(table.index) == ["FP4 baseline", "+ DFQ", "+ DFQ & HT"]
     assert table[("paper", "FID")].tolist() == [10.72, 8.25, 4.69]
     assert table[("ours", "kl")].tolist()[:2] == [0.1, 0.05] and math.isnan(table[("ours", "kl")].iloc[2])
-
-
-def test_galt_lambdas_are_shared_by_recipes_that_differ_only_outside_the_loss():
-    key = runner.galt_target_key
-    assert key(get_recipe("fp4_fpqvar")) == key(get_recipe("fp4_fpqvar_kv6"))
-    assert key(get_recipe("fp4_fpqvar")) != key(get_recipe("fp4_fpqvar").replace(rotation="full"))
-    assert key(get_recipe("fp4_fpqvar")) != key(get_recipe("fp4_fpqvar").replace(tie="up"))

@@ -131,12 +131,12 @@ def test_two_processes_learn_the_same_lambdas_as_one(reference, tmp_path):
             assert result.curves[name] == reference.curves[name]
 
 
-def test_cached_lambdas_are_reused_for_the_same_checkpoint_recipe_and_settings(reference, tmp_path, monkeypatch):
+def test_cached_lambdas_are_reused_for_the_same_checkpoint_galt_target_and_settings(reference, tmp_path, monkeypatch):
     vae, var = _pair()
     first = cached_galt_lambdas(var, vae, RECIPE, settings=SETTINGS, var_sha256="ab" * 32, cache_dir=tmp_path, device="cpu", progress=False)
     files = sorted(p.name for p in tmp_path.iterdir())
     cache_name = galt_module.galt_cache_path(tmp_path, "ab" * 32, RECIPE, SETTINGS).name
-    assert cache_name.startswith(f"galt_{'ab' * 8}_{RECIPE.name}-") and cache_name.endswith(f"_{SETTINGS.key()}.safetensors")
+    assert cache_name == f"galt_{'ab' * 8}_{galt_module.galt_target(RECIPE)}_{SETTINGS.key()}.safetensors"
     assert files == [cache_name, f"{cache_name}.curves.json"]
 
     def fail(*args, **kwargs):
@@ -146,9 +146,18 @@ def test_cached_lambdas_are_reused_for_the_same_checkpoint_recipe_and_settings(r
     again = cached_galt_lambdas(var, vae, RECIPE, settings=SETTINGS, var_sha256="ab" * 32, cache_dir=tmp_path, device="cpu", progress=False)
     for name in reference.lambdas:
         assert torch.equal(again.lambdas[name], first.lambdas[name]) and again.curves[name] == first.curves[name]
-    with pytest.raises(AssertionError, match="learned again"):  # another recipe is another cache entry
-        cached_galt_lambdas(var, vae, RECIPE.replace(tie="up"), settings=SETTINGS, var_sha256="ab" * 32, cache_dir=tmp_path,
-                            device="cpu", progress=False)
+    # a recipe that differs only where GALT's loss does not look (the KV cache, where lambda is folded) is served
+    # from the same entry; one whose learned layers, rotation or rounding differ is learned again
+    kv6 = RECIPE.replace(name="with_kv6", kv_cache=get_recipe("fp4_fpqvar_kv6").kv_cache, galt_fold=False)
+    shared = cached_galt_lambdas(var, vae, kv6, settings=SETTINGS, var_sha256="ab" * 32, cache_dir=tmp_path, device="cpu", progress=False)
+    assert all(torch.equal(shared.lambdas[name], first.lambdas[name]) for name in reference.lambdas)
+    for other in (RECIPE.replace(tie="up"), RECIPE.replace(rotation="full"), RECIPE.replace(scale_dtype="input"),
+                  RECIPE.replace(layers={**RECIPE.layers, "ffn.fc1": get_recipe("fp6_baseline").layers["ffn.fc1"]})):
+        with pytest.raises(AssertionError, match="learned again"):
+            cached_galt_lambdas(var, vae, other, settings=SETTINGS, var_sha256="ab" * 32, cache_dir=tmp_path,
+                                device="cpu", progress=False)
+    with pytest.raises(AssertionError, match="learned again"):  # another checkpoint
+        cached_galt_lambdas(var, vae, RECIPE, settings=SETTINGS, var_sha256="cd" * 32, cache_dir=tmp_path, device="cpu", progress=False)
 
 
 def test_settings_key_is_stable_and_covers_what_decides_the_lambdas():

@@ -159,15 +159,6 @@ def load_models(var_spec: str, vae_spec: str, device: torch.device) -> tuple[VAR
 
 
 # ------------------------------------------------------------------------------------------------ GALT
-def galt_target_key(recipe: Recipe) -> str:
-    """What GALT's loss depends on in a recipe: mat_qkv's formats, the rotation and the rounding ties. Recipes
-    that differ elsewhere only (fp4_fpqvar and fp4_fpqvar_kv6: the KV cache) share their lambdas."""
-    layer = recipe.to_dict()["layers"].get("attn.mat_qkv")
-    target = {"mat_qkv": layer, "rotation": recipe.rotation, "group": recipe.rotation_group, "seed": recipe.rotation_seed,
-              "tie": recipe.tie}
-    return hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def galt_lambdas(var: VAR, vae: VQVAE, recipe: Recipe, *, options: GaltOptions, var_sha256: str, cache_dir: pathlib.Path,
                  device: torch.device, amp_dtype: torch.dtype | None, progress: bool = True) -> tuple[dict, dict]:
     """GALT's lambdas for ``recipe`` (paper Alg. 3, `fpqvar.methods.galt.cached_galt_lambdas`), from ``cache_dir``

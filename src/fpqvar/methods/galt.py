@@ -34,10 +34,10 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..model.hooks import block_layer_name
+from ..model.hooks import block_layer_name, parse_block_layer_name
 from ..model.var import VAR, KVCache, StaticKVCache
 from ..model.vqvae import VQVAE
-from ..quant import PerTensor, Tie, fake_quantize_ste
+from ..quant import Numerics, PerTensor, Tie, fake_quantize_ste
 from ..rotation import Rotation
 from .calibration import calibration_classes, choose_storage, to_storage
 from .layers import InputTransform, OperandQuant
@@ -97,7 +97,7 @@ def fold_lambda_into_ada_lin(var: VAR, lambdas: Lambdas) -> None:
 
 # ------------------------------------------------------------------------------------------------ learning
 def galt_loss(x: torch.Tensor, weight: torch.Tensor, lam: torch.Tensor, transform: InputTransform,
-              input_quant: OperandQuant, weight_quant: OperandQuant | None, tie: Tie) -> torch.Tensor:
+              input_quant: OperandQuant, weight_quant: OperandQuant | None, tie: Tie | Numerics) -> torch.Tensor:
     """Eq. 5 for G stacked layers: x (G, T, C), weight (G, O, C), lam (G, C) -> the G losses (mean squared error)."""
     xr = transform(x * lam[:, None, :])
     wr = transform.fold_into_weight(weight, lam[:, None, :])
@@ -118,7 +118,7 @@ def learn_stacked(
     lr: float = 0.01,
     weight_decay: float = 0.0,
     select: str = "best",
-    tie: Tie = "even",
+    tie: Tie | Numerics = "even",
 ) -> tuple[torch.Tensor, list[list[float]]]:
     """lambda (G, C) of G layers of equal shape and their per-epoch mean losses (paper Fig. 11), learned together.
 
@@ -290,7 +290,7 @@ def _run_block(block, steps: list[torch.Tensor], modulation: torch.Tensor, num_t
 
 
 def _learn_blocks(var, recipe, transform, inputs: dict[int, dict[str, list[list[torch.Tensor]]]], settings, device,
-                  tie) -> tuple[Lambdas, dict[str, list[float]]]:
+                  tie: Numerics) -> tuple[Lambdas, dict[str, list[float]]]:
     """Learn the lambdas of the blocks in ``inputs`` (block -> kind -> per batch, per step), stacking layers
     that share shape and formats."""
     lambdas, curves = {}, {}
@@ -332,9 +332,23 @@ def _fits(blocks_at_once: int, var: VAR, settings: GaltSettings, device: torch.d
     return max(1, min(blocks_at_once, int(0.5 * free // per_layer)))
 
 
+def galt_target(recipe: Recipe) -> str:
+    """A 12-hex-digit digest of what GALT's loss depends on in ``recipe``: the formats of the layers it learns
+    (GALT_KINDS, block overrides included), the rotation and the numerics. Recipes that differ elsewhere only
+    (fp4_fpqvar and fp4_fpqvar_kv6: the KV cache; galt_fold: where lambda goes afterwards) learn the same lambdas,
+    so they share a cache entry."""
+    raw = recipe.to_dict()
+    target = {
+        "layers": {kind: layer for kind, layer in raw["layers"].items() if kind in GALT_KINDS},
+        "block_overrides": {name: layer for name, layer in raw["block_overrides"].items()
+                            if parse_block_layer_name(name)[1] in GALT_KINDS},
+        **{k: raw[k] for k in ("rotation", "rotation_group", "rotation_seed", "tie", "int_tie", "scale_dtype", "int_absmax_floor")},
+    }
+    return hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _run_id(run_id: str, recipe: Recipe, settings: GaltSettings) -> str:
-    recipe_digest = hashlib.sha256(recipe.to_json().encode()).hexdigest()[:12]
-    return f"{run_id}|recipe={recipe.name}:{recipe_digest}|settings={settings.key()}"
+    return f"{run_id}|galt_target={galt_target(recipe)}|settings={settings.key()}"
 
 
 def _load_state(path: pathlib.Path | None, run: str) -> tuple[Lambdas, dict[str, list[float]]]:
@@ -454,7 +468,7 @@ def learn_galt_lambdas(
 
             tick = time.perf_counter()
             with torch.enable_grad():
-                learned, learned_curves = _learn_blocks(var, recipe, transform, captured, settings, device, recipe.tie)
+                learned, learned_curves = _learn_blocks(var, recipe, transform, captured, settings, device, recipe.numerics)
             del captured
             _synchronize(device)
             seconds["learning"] += time.perf_counter() - tick
@@ -500,9 +514,9 @@ def load_galt_result(path: str | pathlib.Path) -> GaltResult:
 
 
 def galt_cache_path(cache_dir: str | pathlib.Path, var_sha256: str, recipe: Recipe, settings: GaltSettings) -> pathlib.Path:
-    """Where :func:`cached_galt_lambdas` keeps the lambdas of a checkpoint (sha256), recipe and settings."""
-    recipe_digest = hashlib.sha256(recipe.to_json().encode()).hexdigest()[:8]
-    return pathlib.Path(cache_dir) / f"galt_{var_sha256[:16]}_{recipe.name}-{recipe_digest}_{settings.key()}.safetensors"
+    """Where :func:`cached_galt_lambdas` keeps the lambdas of a checkpoint (sha256), recipe (what of it GALT's loss
+    sees: :func:`galt_target`) and settings."""
+    return pathlib.Path(cache_dir) / f"galt_{var_sha256[:16]}_{galt_target(recipe)}_{settings.key()}.safetensors"
 
 
 def is_cached(cache_dir: str | pathlib.Path, var_sha256: str, recipe: Recipe, settings: GaltSettings) -> bool:
@@ -526,8 +540,9 @@ def cached_galt_lambdas(
     device: str | torch.device,
     progress: bool = True,
 ) -> GaltResult:
-    """:func:`learn_galt_lambdas`, reusing ``galt_cache_path(...)`` (checkpoint sha256, recipe name and digest, settings key)
-    (lambdas; curves and times beside it) when it was learned for the same recipe; resumable like the command."""
+    """:func:`learn_galt_lambdas`, reusing ``galt_cache_path(...)`` (checkpoint sha256, :func:`galt_target`, settings key)
+    (lambdas; curves and times beside it) when it was learned for a recipe of the same :func:`galt_target`;
+    resumable like the command."""
     path = galt_cache_path(cache_dir, var_sha256, recipe, settings)
     run = _run_id(var_sha256, recipe, settings)
     if is_cached(cache_dir, var_sha256, recipe, settings):
