@@ -105,6 +105,8 @@ def main() -> int:
     rows_folder.mkdir(exist_ok=True)
     for row in rows:
         (rows_folder / f"{row['recipe_name']}.json").write_text(json.dumps(row, indent=1) + "\n")
+    if (work / "results" / "run.json").exists():  # the settings, which the chapter reads beside the rows
+        (rows_folder / "run.json").write_text((work / "results" / "run.json").read_text())
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     return done.returncode
 

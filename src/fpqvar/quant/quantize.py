@@ -185,6 +185,14 @@ def _compiled_fake_quantize(fmt: Format, granularity: Granularity, numerics: Num
     return torch.compile(function, dynamic=False, options=_compile_options())
 
 
+def _half_precision_work(dtype: torch.dtype, numerics: Numerics) -> bool:
+    """Whether the scale and x / s are computed in fp16 or bf16 (``scale_dtype="input"``, the released
+    arithmetic). Compiled, that case was not bit-exact on an H200 (torch 2.11, 2026-12-02): E2M1 and DFQ on fp16
+    rows whose scale is exactly 1 came out one fp16 ulp off (6.0078 for 6), while every float32-work case
+    matched eager and the exact reference. So it stays eager, which is exact."""
+    return numerics.scale_dtype == "input" and dtype in (torch.float16, torch.bfloat16)
+
+
 def compiled_fake_quantize(
     x: torch.Tensor,
     fmt: Format | str,
@@ -193,12 +201,14 @@ def compiled_fake_quantize(
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode launches ~15
     memory-bound kernels; plain eager elsewhere. Eager's bits (``_divide`` says how divisions stay exact):
-    ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a GPU.
+    ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a GPU. The
+    released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it was not exact.
     Inside a compiled region it is traced like any other code, so the caller's kernels absorb it."""
-    if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0:
-        return fake_quantize(x, fmt, granularity, tie)
+    numerics = as_numerics(tie)
+    if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0 or _half_precision_work(x.dtype, numerics):
+        return fake_quantize(x, fmt, granularity, numerics)
     _check_input(x)
-    fmt, numerics = get_format(fmt), as_numerics(tie)
+    fmt = get_format(fmt)
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
     # Row length static, row count dynamic: inductor emits one persistent reduction per row and returns a
