@@ -23,12 +23,11 @@ from _report import median_seconds, print_profile, write_result
 
 from fpqvar.formats import get_format
 from fpqvar.lowbit import pack_nibbles, to_lowbit
-from fpqvar.lowbit.codes import decode_codes, quantize_tensor
 from fpqvar.lowbit.kernels import group_scaled_gemm, quantize_activation
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, VQVAE, VARConfig
 from fpqvar.model.precision import cast_linear_weights
-from fpqvar.quant import PerGroup, compiled_fake_quantize, fake_quantize
+from fpqvar.quant import PerGroup, compiled_fake_quantize, fake_quantize, quantize
 
 D30_LINEARS = {"mat_qkv": (1920, 5760), "proj": (1920, 1920), "fc1": (1920, 7680), "fc2": (7680, 1920)}
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) tried for the packed-weight GEMM
@@ -78,9 +77,9 @@ def gemm_record() -> list[dict]:
     torch.manual_seed(0)
     for name, (K, N) in D30_LINEARS.items():
         w = torch.randn(N, K, device="cuda") * 0.02
-        q = quantize_tensor(w, "fp4_e2m1", PerGroup(128))
+        q = quantize(w, "fp4_e2m1", PerGroup(128))
         w_bf16 = w.to(torch.bfloat16)
-        w_fp8 = decode_codes(q.codes, get_format("fp4_e2m1")).to(torch.float8_e4m3fn)
+        w_fp8 = get_format("fp4_e2m1").decode(q.codes).float().to(torch.float8_e4m3fn)
         w_packed = pack_nibbles(q.codes)
         w_scales = q.scale.float().t().contiguous()
         fmt = "dfq_e1m2neg_e2m1pos" if name == "fc2" else "fp4_e2m1"

@@ -18,10 +18,9 @@ from fpqvar.lowbit import (
     save_packed,
     unpack_nibbles,
 )
-from fpqvar.lowbit.codes import decode_codes, quantize_tensor
 from fpqvar.methods import get_recipe, quantize_model
 from fpqvar.model import VAR, released_var_config
-from fpqvar.quant import PerGroup, fake_quantize, quantize
+from fpqvar.quant import PerGroup, dequantize, fake_quantize, quantize
 
 CUDA = torch.cuda.is_available() and HAVE_TRITON
 needs_cuda = pytest.mark.skipif(not CUDA, reason="low-bit kernels need a CUDA GPU and Triton (CPU CI checks packing only)")
@@ -113,13 +112,13 @@ def test_packed_checkpoint_is_refused_for_unquantized_or_unpackable_models(tmp_p
 
 @pytest.mark.parametrize("fmt", ["fp4_e2m1", "fp4_e1m2", "fp4_e3m0"])
 def test_codes_are_recovered_exactly_from_fake_quantized_weights(fmt):
-    from fpqvar.lowbit.codes import dequantize_tensor, recover_codes
+    from fpqvar.lowbit.codes import recover_codes
 
     w = torch.randn(256, 512) * 0.02
     w[3, :128] = 0  # an all-zero group
     fake = fake_quantize(w, fmt, PerGroup(128))
     q = recover_codes(fake, fmt, 128)
-    assert torch.equal(dequantize_tensor(q), fake)
+    assert torch.equal(dequantize(q), fake)
     assert torch.equal(q.codes, quantize(w, fmt, PerGroup(128)).codes.to(torch.uint8))
     with pytest.raises(ValueError, match="groups"):
         recover_codes(w, fmt, 128)  # not fake-quantized: refused, never silently rounded
@@ -199,8 +198,8 @@ def test_activation_kernel_codes_and_scales_equal_the_fake_quantizer(fmt, inputs
     x = x.cuda()
     f = get_format(fmt)
     codes, scales = quantize_activation(x, fmt)
-    q = quantize_tensor(x, f, PerGroup(128))  # eager, on the GPU: the quantizer's own arithmetic
-    levels = decode_codes(q.codes, f)
+    q = quantize(x, f, PerGroup(128))  # eager, on the GPU: the quantizer's own arithmetic
+    levels = f.decode(q.codes).float()
     m = x.shape[0]
     neg, pos = _kernel_levels(codes, m, isinstance(f, DualFormat))
     if pos is None:
@@ -234,16 +233,16 @@ def test_activation_kernel_with_fused_ght_matches_rotation_then_quantizer():
     codes, scales = quantize_activation(x, "fp4_e2m1", r.to(torch.bfloat16))
     with torch.autocast("cuda", dtype=torch.bfloat16):
         rotated = (x.reshape(300, 15, 128) @ r).reshape(300, 1920)
-    q = quantize_tensor(rotated, "fp4_e2m1", PerGroup(128))
-    assert torch.equal(codes[:300].float(), decode_codes(q.codes, get_format("fp4_e2m1")))
+    q = quantize(rotated, "fp4_e2m1", PerGroup(128))
+    assert torch.equal(codes[:300].float(), get_format("fp4_e2m1").decode(q.codes).float())
     assert torch.equal(scales[:300], q.scale.float())
 
 
 def _dequantized_weight_and_kernel_operands(N, K, seed=0):
     torch.manual_seed(seed)
     w = torch.randn(N, K, device="cuda") * 0.02
-    q = quantize_tensor(w, "fp4_e2m1", PerGroup(128))
-    levels = decode_codes(q.codes, get_format("fp4_e2m1"))
+    q = quantize(w, "fp4_e2m1", PerGroup(128))
+    levels = get_format("fp4_e2m1").decode(q.codes).float()
     exact = levels.double() * q.scale.double().repeat_interleave(128, 1)
     return exact, pack_nibbles(q.codes), levels.to(torch.float8_e4m3fn), q.scale.float().t().contiguous()
 

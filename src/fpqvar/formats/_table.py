@@ -49,9 +49,9 @@ class TabulatedFormat:
         return self._code_table[0]
 
     def encode(self, values: torch.Tensor) -> torch.Tensor:
-        """Bit code of each value; every value must lie exactly on the grid."""
-        grid, codes = self._code_table
+        """Bit code of each value (on the values' device); every value must lie exactly on the grid."""
         v = torch.as_tensor(values).to(torch.float64)
+        grid, codes = (t.to(v.device) for t in self._code_table)
         flat = v.reshape(-1)
         idx = torch.searchsorted(grid, flat).clamp(max=grid.numel() - 1)
         hit = grid[idx] == flat
@@ -64,9 +64,9 @@ class TabulatedFormat:
         return codes[idx].reshape(v.shape)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Value of each bit code (NaN or Inf where the format reserves the code)."""
-        table = self.values_by_code
+        """Value of each bit code, float64 on the codes' device (NaN or Inf where the format reserves the code)."""
         c = torch.as_tensor(codes).long()
+        table = self.values_by_code.to(c.device)
         if c.numel() and (int(c.min()) < 0 or int(c.max()) >= table.numel()):
             raise ValueError(f"codes of {self.name} lie in [0, {table.numel() - 1}]; got {int(c.min())}..{int(c.max())}")
         return table[c]

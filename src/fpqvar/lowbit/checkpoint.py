@@ -35,8 +35,8 @@ from ..methods.apply import quantized_var_from_state_dict
 from ..methods.layers import QuantizedLinear
 from ..model.config import VARConfig
 from ..model.var import VAR
-from ..quant import PerGroup, QuantizedTensor, as_numerics, dequantize
-from .codes import dequantize_tensor, quantize_tensor, recover_codes
+from ..quant import PerGroup, QuantizedTensor, as_numerics, dequantize, quantize
+from .codes import recover_codes
 from .packing import pack_nibbles, unpack_nibbles
 
 PACKED_FORMAT_VERSION = 1
@@ -121,8 +121,8 @@ def quantize_layer_weight(layer: QuantizedLinear) -> QuantizedTensor:
     if isinstance(get_format(q.fmt), FloatFormat):
         packed = recover_codes(weight, q.fmt, q.granularity.group_size, layer.tie)
     else:  # dual weight formats: quantizing again (exact where the scale divisions reproduce, checked below)
-        packed = quantize_tensor(weight, q.fmt, q.granularity, layer.tie)
-    if not torch.equal(dequantize_tensor(packed), weight):
+        packed = quantize(weight, q.fmt, q.granularity, layer.tie)
+    if not torch.equal(dequantize(packed), weight):
         raise ValueError(
             f"re-quantizing a {tuple(weight.shape)} weight in {q.fmt} did not reproduce it exactly; was it "
             "cast to another dtype after quantization? Pack the model as quantize_model returned it"

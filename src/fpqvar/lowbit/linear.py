@@ -15,7 +15,6 @@ from ..methods.layers import QuantizedLinear
 from ..model.hooks import replace_module
 from ..quant import PerGroup, as_numerics
 from .checkpoint import packable_weight, quantize_layer_weight
-from .codes import decode_codes
 from .kernels import (
     GROUP,
     blockwise_scaled_mm,
@@ -77,7 +76,7 @@ class LowBitLinear(nn.Module):
         if self.packed:
             weight = pack_nibbles(q.codes)
         else:
-            weight = decode_codes(q.codes, weight_format).to(torch.float8_e4m3fn)
+            weight = weight_format.decode(q.codes).float().to(torch.float8_e4m3fn)
             if gemm == "scaled_mm" and isinstance(get_format(self.input_format), DualFormat):
                 weight, scales = repeat_groups(weight, scales)  # DFQ as one GEMM over a doubled K
         self.register_buffer("weight_codes", weight.contiguous())
