@@ -4,7 +4,7 @@ checkpoints with random weights, with the time of every phase, peak GPU / host m
     python benchmarks/galt_official.py --model d30 --work /tmp/galt [--epochs 50] [--samples 100] [--images 8]
 
 Writes `var_<model>.pth` and `vae_ch160v4096z32.pth` (our model code, official configurations and key layout,
-`torch.save(state_dict)` as the released files), then runs
+`torch.save(state_dict)` as the released files; `--model embedded` takes the embedded pair instead), then runs
     fpqvar galt --var var_<model>.pth --vae vae_ch160v4096z32.pth --out lambdas.safetensors ...
     fpqvar quantize --var var_<model>.pth --recipe fp4_fpqvar --lambdas lambdas.safetensors --out q.safetensors
     fpqvar sample --var q.safetensors --vae vae_ch160v4096z32.pth --out samples ...
@@ -32,6 +32,7 @@ import torch
 from fpqvar.atomic import atomic_path
 from fpqvar.model import VAR, VQVAE, VARConfig, VQVAEConfig
 from fpqvar.model.config import released_var_config
+from fpqvar.paths import data_dir
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -55,7 +56,10 @@ class Peaks(threading.Thread):
 
 
 def write_checkpoints(model: str, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    """Random-weight VAR and VQVAE state dicts as official `.pth` files (float32, official key layout)."""
+    """Random-weight VAR and VQVAE state dicts as official `.pth` files (float32, official key layout); for
+    ``embedded``, the trained embedded pair's files as they are."""
+    if model == "embedded":
+        return data_dir() / "embedded" / "var.safetensors", data_dir() / "embedded" / "vqvae.safetensors"
     config = VARConfig(depth=2, width=128, heads=2) if model == "tiny" else released_var_config(model)
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
@@ -70,7 +74,7 @@ def write_checkpoints(model: str, work: pathlib.Path) -> tuple[pathlib.Path, pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="d30", help="d16, d20, d24, d30, or tiny (a CPU dry run)")
+    parser.add_argument("--model", default="d30", help="d16, d20, d24, d30, tiny (a CPU dry run) or embedded (the trained MNIST pair)")
     parser.add_argument("--work", type=pathlib.Path, required=True, help="folder for checkpoints and outputs")
     parser.add_argument("--samples", type=int, default=100, help="calibration images (paper 100)")
     parser.add_argument("--epochs", type=int, default=50, help="GALT epochs (paper 50)")

@@ -243,9 +243,10 @@ display(separation.round(3))
 best = separation["share apart"].idxmax()
 for metric in shown:
     print(f"{metric:22s} tells {separation.loc[metric, 'pairs apart']:3d} of {separation.loc[metric, 'pairs']} recipe pairs apart")
-print(f"\nOn {our_label.removeprefix('ours: ')}, {best} separates the recipes best; "
-      f"sample metrics from {first['num_samples']} images per seed tell "
-      f"{max((separation.loc[m, 'share apart'] for m in sample_metrics), default=0):.0%} of pairs apart at most.")
+sample_verdict = (f"sample metrics from {first['num_samples']} images per seed tell "
+                  f"{max(separation.loc[m, 'share apart'] for m in sample_metrics):.0%} of pairs apart at most"
+                  if sample_metrics else "no sample metrics (these rows were scored by no evaluator)")
+print(f"\nOn {our_label.removeprefix('ours: ')}, {best} separates the recipes best; {sample_verdict}.")
 gain_columns = [c for c in gains.columns if c.endswith("verdict")]
 agree = {c: int(((gains[c] == "better") & (gains["paper gain (FID)"] > 0)).sum() + ((gains[c] == "worse") & (gains["paper gain (FID)"] < 0)).sum())
          for c in gain_columns if "paper gain (FID)" in gains}

@@ -158,6 +158,28 @@ def test_cli_quantize_packed_then_sample_fake(tmp_path):
               "--out", str(tmp_path / "s2"), "--classes", "0", "--per-class", "1", "--batch-size", "1", "--quiet",
               "--backend", "lowbit"]
     assert main([*lowbit, "--dtype", "fp16"]) == 2  # the kernels emulate bf16 (or fp32) quantizer arithmetic only
+
+
+@needs_cuda
+def test_cli_quantize_packed_then_sample_lowbit_on_the_gpu(tmp_path):
+    """The README's low-bit sequence end to end through the command line: packed file in, PNGs out, each image
+    once, and a second run of the same command resumes (nothing left to do, the same files)."""
+    from fpqvar.cli import main
+
+    vae, var = tiny_pair(width=384)
+    save_safetensors(var, tmp_path / "var.safetensors")
+    save_safetensors(vae, tmp_path / "vae.safetensors")
+    assert main(["quantize", "--var", str(tmp_path / "var.safetensors"), "--recipe", "fp4_dfq_ght", "--packed",
+                 "--out", str(tmp_path / "q.safetensors")]) == 0
+    command = ["sample", "--var", str(tmp_path / "q.safetensors"), "--vae", str(tmp_path / "vae.safetensors"),
+               "--out", str(tmp_path / "s"), "--classes", "0-1", "--per-class", "2", "--batch-size", "2", "--quiet",
+               "--backend", "lowbit", "--dtype", "bf16", "--device", "cuda"]
+    assert main(command) == 0
+    images = sorted(p.name for p in (tmp_path / "s").glob("*.png"))
+    assert images == [f"class{c}_img{i}.png" for c in (0, 1) for i in (0, 1)]
+    before = {name: (tmp_path / "s" / name).read_bytes() for name in images}
+    assert main(command) == 0
+    assert {name: (tmp_path / "s" / name).read_bytes() for name in images} == before
     assert main([*lowbit, "--dtype", "bf16", "--device", "cpu"]) == 2  # needs a CUDA GPU (and Triton): refused
 
 

@@ -52,7 +52,8 @@ TEACHER_FORCED_SPREAD = "half-width of the 95% bootstrap interval over held-out 
 
 @dataclass(frozen=True)
 class GaltOptions:
-    """How lambdas are learned when a recipe uses GALT (paper: 100 random-class samples, 50 epochs, lr 0.01)."""
+    """The part of :class:`fpqvar.methods.galt.GaltSettings` a table fixes (paper: 100 random-class samples,
+    50 epochs, lr 0.01); the calibration dtype is the table's, the rest GaltSettings' defaults."""
 
     samples: int = 100
     classes: str = "random"
@@ -62,8 +63,8 @@ class GaltOptions:
     weight_decay: float = 0.0
     select: str = "best"
 
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+    def settings(self, dtype: str) -> GaltSettings:
+        return GaltSettings(dtype=dtype, **dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,7 @@ def galt_lambdas(var: VAR, vae: VQVAE, recipe: Recipe, *, options: GaltOptions, 
     """GALT's lambdas for ``recipe`` (paper Alg. 3, `fpqvar.methods.galt.cached_galt_lambdas`), from ``cache_dir``
     when learned before for this checkpoint, recipe and these options; and how they were obtained."""
     dtype = next(name for name, value in AMP_DTYPES.items() if value == amp_dtype)
-    settings = GaltSettings(samples=options.samples, classes=options.classes, seed=options.seed, dtype=dtype,
-                            epochs=options.epochs, lr=options.lr, weight_decay=options.weight_decay, select=options.select)
+    settings = options.settings(dtype)
     cached = is_cached(cache_dir, var_sha256, recipe, settings)
     start = time.perf_counter()
     result = cached_galt_lambdas(var, vae, recipe, settings=settings, var_sha256=var_sha256, cache_dir=cache_dir,
