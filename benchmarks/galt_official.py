@@ -105,7 +105,7 @@ def main() -> None:
         try:
             if command is not None:
                 done = subprocess.run([sys.executable, "-m", "fpqvar.cli", *command], capture_output=True, text=True)
-                tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+                tail = (done.stdout + done.stderr).replace(str(args.work), "<work>").strip().splitlines()[-3:]
                 if done.returncode:
                     raise SystemExit(f"{name} failed ({done.returncode}): {' | '.join(tail)}")
                 result = tail

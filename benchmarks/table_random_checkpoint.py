@@ -92,7 +92,7 @@ def main() -> int:
         "command": " ".join(command[1:]).replace(str(work), "<work>"),
         "returncode": done.returncode,
         "stderr_tail": done.stderr[-2000:] if done.returncode else "",
-        "stdout": done.stdout[-3000:],
+        "stdout": done.stdout[-3000:].replace(str(work), "<work>"),
         "write_checkpoints_seconds": round(write_seconds, 1),
         "table_seconds": round(table_seconds, 1),
         "images_per_recipe": len(rows[0]["protocol"]["classes"]) * args.per_class * len(args.seeds) if rows else None,
