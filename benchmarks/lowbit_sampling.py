@@ -186,6 +186,50 @@ def embedded_logits() -> dict:
     return out
 
 
+def embedded_proxy(per_class: int = 50, seeds: tuple[int, ...] = (0, 100), *, device: str = "cuda",
+                   backends: tuple[str, ...] = ("fake", "lowbit")) -> dict:
+    """Classifier-proxy metrics (our digit classifier, not Inception) of FP4 DFQ+GHT samples of the embedded VAR,
+    fake-quantized and low-bit, the same seeds, bf16 autocast. A metric agrees when the backends' difference (mean
+    over seeds) is within the larger of their seed-to-seed spreads (max - min over seeds)."""
+    import numpy as np
+
+    from fpqvar.datasets.mnist import load_mnist
+    from fpqvar.eval.classifier import load_classifier
+    from fpqvar.eval.quality import proxy_metrics
+    from fpqvar.generation import to_uint8
+    from fpqvar.loading import load_vae, load_var
+    from fpqvar.paths import resolve_checkpoint
+
+    classifier = load_classifier(resolve_checkpoint("embedded", "classifier"), device)
+    reference = load_mnist("test")[0]
+    vae = load_vae("embedded", device=device)
+    measured: dict[str, dict[int, dict]] = {}
+    for backend in backends:
+        var = load_var("embedded", device=device)
+        quantize_model(var, get_recipe("fp4_dfq_ght"))
+        if backend == "lowbit":
+            to_lowbit(var)
+        measured[backend] = {}
+        for seed in seeds:
+            with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
+                images = np.concatenate([to_uint8(var.generate(vae, per_class, labels=c, seed=seed + c))
+                                         for c in range(var.num_classes)])
+            order = np.random.default_rng(seed).permutation(len(images))  # IS splits see every class
+            measured[backend][seed] = proxy_metrics(classifier, images[order], reference)
+    names = [k for k, v in measured[backends[0]][seeds[0]].items() if isinstance(v, float)]
+    verdict = {}
+    for name in names:
+        means = {b: float(np.mean([measured[b][s][name] for s in seeds])) for b in backends}
+        spread = max(max(measured[b][s][name] for s in seeds) - min(measured[b][s][name] for s in seeds) for b in backends)
+        difference = abs(means[backends[0]] - means[backends[-1]])
+        verdict[name] = {"means": means, "seed_spread": spread, "difference": difference, "within_noise": difference <= spread}
+    out = {"what": "proxy: fpqvar DigitClassifier on MNIST test images, not Inception", "recipe": "fp4_dfq_ght",
+           "images_per_seed": per_class * 10, "seeds": list(seeds),
+           "per_seed": {b: {str(s): measured[b][s] for s in seeds} for b in backends}, "agreement": verdict}
+    print("embedded proxy", {k: v["within_noise"] for k, v in verdict.items()}, flush=True)
+    return out
+
+
 def sampling_rows(depths, batches, profile: bool) -> list[dict]:
     rows = []
     for depth in depths:
@@ -227,7 +271,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depths", type=int, nargs="+", default=[16, 30])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 1])
-    parser.add_argument("--sections", nargs="+", default=["correctness", "activation_kernel", "logits_vs_fake", "sampling", "gemm"])
+    parser.add_argument("--sections", nargs="+", default=["correctness", "activation_kernel", "logits_vs_fake", "sampling", "gemm", "embedded_proxy"])
     parser.add_argument("--name", default="lowbit_sampling", help="results file benchmarks/results/<name>_cuda.json")
     parser.add_argument("--profile", action="store_true", help="print the top kernels of the deepest low-bit run")
     args = parser.parse_args()
@@ -240,6 +284,7 @@ def main() -> None:
         "logits_vs_fake": lambda: {**{f"d{d}_random": logits_record(d) for d in args.depths}, "embedded": embedded_logits()},
         "sampling": lambda: sampling_rows(args.depths, args.batches, args.profile),
         "gemm": gemm_record,
+        "embedded_proxy": embedded_proxy,
     }
     sections = {name: sections[name] for name in args.sections}  # in the order asked
     for name, section in sections.items():
