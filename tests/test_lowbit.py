@@ -158,6 +158,7 @@ def test_cli_quantize_packed_then_sample_fake(tmp_path):
               "--out", str(tmp_path / "s2"), "--classes", "0", "--per-class", "1", "--batch-size", "1", "--quiet",
               "--backend", "lowbit"]
     assert main([*lowbit, "--dtype", "fp16"]) == 2  # the kernels emulate bf16 (or fp32) quantizer arithmetic only
+    assert main([*lowbit, "--dtype", "bf16", "--device", "cpu"]) == 2  # needs a CUDA GPU (and Triton): refused
 
 
 @needs_cuda
@@ -180,7 +181,6 @@ def test_cli_quantize_packed_then_sample_lowbit_on_the_gpu(tmp_path):
     before = {name: (tmp_path / "s" / name).read_bytes() for name in images}
     assert main(command) == 0
     assert {name: (tmp_path / "s" / name).read_bytes() for name in images} == before
-    assert main([*lowbit, "--dtype", "bf16", "--device", "cpu"]) == 2  # needs a CUDA GPU (and Triton): refused
 
 
 # ---------------------------------------------------------------- CUDA: kernels against the fake quantizer

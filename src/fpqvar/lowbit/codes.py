@@ -12,10 +12,9 @@ def recover_codes(fake: torch.Tensor, fmt: Format | str, group_size: int, tie: T
     """Codes and scales of an already fake-quantized tensor (a quantized layer's weight), exact on any device.
 
     Quantizing ``fake`` again need not give back its scale: max|fake| = RN(max_value * s), and RN(that / max_value)
-    can land one ulp off s. The
-    true s lies within about one ulp of max|fake| / max_value, so each group tries that quotient and its float32
-    neighbours and keeps the first whose codes dequantize (levels * s in float32, as ``dequantize``) back to
-    ``fake`` bit for bit. A group no candidate reproduces is an error (the tensor was not fake-quantized so).
+    can land one ulp off s. The true s lies within about one ulp of max|fake| / max_value, so each group tries that
+    quotient and its float32 neighbours and keeps the first whose codes dequantize (levels * s in float32, as
+    ``dequantize``) back to ``fake`` bit for bit. A group no candidate reproduces is an error (the tensor was not fake-quantized so).
     """
     fmt = get_format(fmt)
     if not isinstance(fmt, FloatFormat):

@@ -290,7 +290,7 @@ def _run_block(block, steps: list[torch.Tensor], modulation: torch.Tensor, num_t
 
 
 def _learn_blocks(var, recipe, transform, inputs: dict[int, dict[str, list[list[torch.Tensor]]]], settings, device,
-                  tie: Numerics) -> tuple[Lambdas, dict[str, list[float]]]:
+                  numerics: Numerics) -> tuple[Lambdas, dict[str, list[float]]]:
     """Learn the lambdas of the blocks in ``inputs`` (block -> kind -> per batch, per step), stacking layers
     that share shape and formats."""
     lambdas, curves = {}, {}
@@ -310,7 +310,7 @@ def _learn_blocks(var, recipe, transform, inputs: dict[int, dict[str, list[list[
             weights = torch.stack([var.blocks[i].get_submodule(kind).weight.detach().to(device) for i in blocks])
             lam, layer_curves = learn_stacked(
                 steps, weights, transform, layer.input, layer.weight, epochs=settings.epochs, lr=settings.lr,
-                weight_decay=settings.weight_decay, select=settings.select, tie=tie,
+                weight_decay=settings.weight_decay, select=settings.select, tie=numerics,
             )
             for g, i in enumerate(blocks):
                 lambdas[f"blocks.{i}.{kind}"] = lam[g].float().cpu()

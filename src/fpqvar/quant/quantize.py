@@ -188,8 +188,8 @@ def _compiled_fake_quantize(fmt: Format, granularity: Granularity, numerics: Num
 def _half_precision_work(dtype: torch.dtype, numerics: Numerics) -> bool:
     """Whether the scale and x / s are computed in fp16 or bf16 (``scale_dtype="input"``, the released
     arithmetic). Compiled, that case was not bit-exact on an H200 (torch 2.11, 2026-12-02): E2M1 and DFQ on fp16
-    rows whose scale is exactly 1 came out one fp16 ulp off (6.0078 for 6), while every float32-work case
-    matched eager and the exact reference. So it stays eager, which is exact."""
+    rows came out one fp16 ulp off (6.0078 for 6; the test stops at the first sweep, scale 1), while every
+    float32-work case matched eager and the exact reference. So it stays eager, which is exact."""
     return numerics.scale_dtype == "input" and dtype in (torch.float16, torch.bfloat16)
 
 
@@ -203,7 +203,8 @@ def compiled_fake_quantize(
     memory-bound kernels; plain eager elsewhere. Eager's bits (``_divide`` says how divisions stay exact):
     ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a GPU. The
     released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it was not exact.
-    Inside a compiled region it is traced like any other code, so the caller's kernels absorb it."""
+    Inside a compiled region (a compiled model) it is traced like any other code, so the caller's kernels absorb
+    it; there that released fp16/bf16 case is not guaranteed bit-exact either."""
     numerics = as_numerics(tie)
     if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0 or _half_precision_work(x.dtype, numerics):
         return fake_quantize(x, fmt, granularity, numerics)
