@@ -141,23 +141,6 @@ def test_galt_keeps_the_best_epoch_or_the_last():
     assert not torch.equal(best, last)
 
 
-def test_galt_command_then_quantize(tmp_path):
-    from fpqvar.checkpoints import save_safetensors
-    from fpqvar.cli import main
-    from fpqvar.loading import load_var
-
-    vae, var = tiny_pair(width=384)
-    save_safetensors(var, tmp_path / "var.safetensors")
-    save_safetensors(vae, tmp_path / "vae.safetensors")
-    common = ["--var", str(tmp_path / "var.safetensors")]
-    assert main(["galt", *common, "--vae", str(tmp_path / "vae.safetensors"), "--out", str(tmp_path / "lambdas.safetensors"),
-                 "--samples", "2", "--epochs", "2", "--dtype", "fp32", "--device", "cpu"]) == 0
-    assert (tmp_path / "lambdas.safetensors.curves.json").exists()
-    assert main(["quantize", *common, "--recipe", "fp4_fpqvar", "--lambdas", str(tmp_path / "lambdas.safetensors"),
-                 "--out", str(tmp_path / "q.safetensors")]) == 0
-    assert load_var(tmp_path / "q.safetensors").recipe.galt
-
-
 def test_uniform_baseline_format_search(captured):
     _, var, store = captured
     weights = {name: var.get_submodule(name).weight for name in NAMES}

@@ -219,7 +219,7 @@ def test_galt_command_checks_the_recipe_before_sampling(tmp_path, monkeypatch, c
 def test_galt_command_then_quantize_with_lambdas_or_ones(tmp_path):
     from fpqvar.loading import load_var
 
-    vae, var = tiny_pair(width=128)
+    vae, var = tiny_pair(width=384)  # three GHT groups per layer
     save_safetensors(var, tmp_path / "var.safetensors")
     save_safetensors(vae, tmp_path / "vae.safetensors")
     common = ["--var", str(tmp_path / "var.safetensors")]
