@@ -63,10 +63,16 @@ def _divide(numerator: torch.Tensor, denominator: torch.Tensor | float, dtype: t
 
     Under torch.compile on CUDA, Triton's float32 '/' is approximate (div.full, up to 2 ulp) and inductor turns
     a division by a constant into a product with its reciprocal; both move quotients that lie near a rounding
-    boundary (x / s near a grid midpoint). So a compiled quotient is formed in float64 (IEEE div.rn.f64) and
-    rounded once to ``dtype``: the same bits as the eager division, because a quotient of floats of at most
-    24 bits never lies within 2**-50 (relative) of a midpoint of float32 or a narrower dtype, which float64's
-    error (a reciprocal's included) cannot cross. float64 work stays as it is.
+    boundary (x / s near a grid midpoint). So a compiled quotient is the float64 product of the numerator and
+    the float64 reciprocal of the denominator, rounded once to ``dtype``: the same bits as the eager division
+    wherever the quotient is a normal number of ``dtype``, because a quotient of floats of at most 24 bits is
+    never a midpoint of float32 (or a narrower dtype) and never lies within 2**-49 (relative) of one, while the
+    product's error is at most 2**-52. (A float32 quotient below 2**-126, far below every grid's first
+    midpoint, may differ in its last bits; it rounds to the grid's zero either way.) The reciprocal
+    is taken of the per-group scale, once per group inside the fused kernel; a float64 division per element
+    (a long instruction sequence) had made the compiled quantizer compute-bound at 0.59x of a copy's
+    bandwidth on float32 input, 0.74x after (benchmarks/README.md, quantizer throughput on the H200). float64
+    work stays as it is.
 
     In eager mode on CUDA, a tensor divided by a Python number is computed as a product with the number's
     reciprocal (ATen's div_true_kernel_cuda, "may lose one bit of precision"): x / 6 for E2M1. So a number
@@ -74,8 +80,8 @@ def _divide(numerator: torch.Tensor, denominator: torch.Tensor | float, dtype: t
     given here, a format's max_value or level count, is exact in the work dtype.)
     """
     if torch.compiler.is_compiling() and dtype != torch.float64:
-        wide = denominator.double() if isinstance(denominator, torch.Tensor) else denominator
-        return (numerator.double() / wide).to(dtype)
+        wide = denominator.double() if isinstance(denominator, torch.Tensor) else float(denominator)
+        return (numerator.double() * (1.0 / wide)).to(dtype)
     if isinstance(denominator, torch.Tensor):
         return numerator.to(dtype) / denominator.to(dtype)
     return numerator.to(dtype) / numerator.new_full((), denominator, dtype=dtype)  # a fill: no copy, graph-safe
@@ -101,11 +107,16 @@ def _quantize_groups(rows: torch.Tensor, fmt: Format, numerics: Numerics):
     so no mask is needed here.
     """
     work = _work_dtype(rows.dtype, numerics)
+    # fp16/bf16 rows widen to float32 work once, here: the absmax, compare and select steps give the same values
+    # in either dtype, but compiled with emulate_precision_casts every fp16/bf16 intermediate costs a round trip
+    # of conversions (the compiled bf16 kernel was bound by them: benchmarks/README.md, quantizer throughput).
+    rows = rows.to(work)
     tie = numerics.tie_for(fmt)
     if isinstance(fmt, DualFormat):
         negative_scale = _divide(_absmax(rows.clamp(max=0)), -fmt.min_value, work)
         scale = _divide(_absmax(rows.clamp(min=0)), fmt.max_value, work)
-        scaled = _divide(rows, torch.where(rows > 0, scale, negative_scale), work)
+        # two quotients selected, not one by selected scales: compiled, each reciprocal is then one per group
+        scaled = torch.where(rows > 0, _divide(rows, scale, work), _divide(rows, negative_scale, work))
         return round_to_format(scaled, fmt, tie), scale, negative_scale, None
     if isinstance(fmt, IntFormat) and not fmt.symmetric:
         level_dtype = torch.float64 if work == torch.float64 else torch.float32
@@ -116,7 +127,7 @@ def _quantize_groups(rows: torch.Tensor, fmt: Format, numerics: Numerics):
         levels = round_to_integer(_divide(rows, scale, work).to(level_dtype), tie) + zero_point
         levels = torch.where(torch.isfinite(rows), levels, zero_point)
         return levels.clamp(fmt.min_value, fmt.max_value), scale, None, zero_point
-    absmax = _absmax(rows).to(work)
+    absmax = _absmax(rows)
     if isinstance(fmt, IntFormat) and numerics.int_absmax_floor:
         absmax = absmax.clamp(min=numerics.int_absmax_floor)
     scale = _divide(absmax, fmt.max_value, work)
