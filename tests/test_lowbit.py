@@ -302,6 +302,32 @@ def test_gemms_equal_the_float64_product_of_dequantized_operands(shape, gemm, fm
 
 
 @needs_cuda
+@pytest.mark.parametrize("fmt", ["fp4_e2m1", "dfq_e1m2neg_e2m1pos"])
+def test_scaled_mm_bf16_output_adds_the_bias_before_its_one_rounding(fmt):
+    from fpqvar.lowbit.kernels import blockwise_scaled_mm, quantize_activation, repeat_groups
+
+    M, K, N = 1024, 1920, 1920
+    exact_w, _, w_fp8, w_scales = _dequantized_weight_and_kernel_operands(N, K)
+    x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
+    if fmt.startswith("dfq"):
+        x = torch.nn.functional.gelu(x.float(), approximate="tanh").to(torch.bfloat16)
+        w_fp8, w_scales = repeat_groups(w_fp8, w_scales)
+    codes, scales = quantize_activation(x, fmt)
+    bias = (torch.randn(N, device="cuda") * 4).to(torch.bfloat16)
+    out = blockwise_scaled_mm(codes, scales, w_fp8, w_scales, M, bias, out_dtype=torch.bfloat16)
+    a_exact = codes[:M].double() * scales[:M].double().repeat_interleave(128, 1)
+    if a_exact.shape[1] == 2 * K:
+        a_exact = a_exact.reshape(M, K // 128, 2, 128).sum(2).reshape(M, K)
+    reference = a_exact @ exact_w.t() + bias.double()
+    # One rounding to bf16: within half an ulp of the exact value, plus the float32 accumulation error (worst
+    # element 3e-7 of the largest in the float32-output test above; 10x that allowed). Rounding the product
+    # first and then the sum (the bias added outside the GEMM) reaches a whole ulp on some elements.
+    half_ulp = torch.ldexp(torch.ones_like(reference), torch.frexp(reference)[1] - 9)
+    excess = (out.double() - reference).abs() - half_ulp
+    assert excess.max().item() <= 3e-6 * reference.abs().max().item()
+
+
+@needs_cuda
 @pytest.mark.parametrize("recipe,gemm", [("fp4_fpqvar", "scaled_mm"), ("fp4_fpqvar", "triton"), ("fp4_baseline", "scaled_mm")])
 def test_lowbit_model_logits_close_to_fake_on_a_d16_shaped_model(recipe, gemm):
     from fpqvar.lowbit import to_lowbit
