@@ -101,12 +101,14 @@ def main() -> int:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"table_random_d{args.depth}.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows_folder = out / f"table_random_d{args.depth}_rows"  # a folder of rows, as notebooks/07_results reads them
+    # A copy of the rows for the record, laid out as notebooks/07_results reads them; the work folder named <work>
+    # as in the command above (the chapter itself is run on the work folder's rows, next to their checkpoints).
+    rows_folder = out / f"table_random_d{args.depth}_rows"
     rows_folder.mkdir(exist_ok=True)
     for row in rows:
-        (rows_folder / f"{row['recipe_name']}.json").write_text(json.dumps(row, indent=1) + "\n")
+        (rows_folder / f"{row['recipe_name']}.json").write_text(json.dumps(row, indent=1).replace(str(work), "<work>") + "\n")
     if (work / "results" / "run.json").exists():  # the settings, which the chapter reads beside the rows
-        (rows_folder / "run.json").write_text((work / "results" / "run.json").read_text())
+        (rows_folder / "run.json").write_text((work / "results" / "run.json").read_text().replace(str(work), "<work>"))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     return done.returncode
 
