@@ -85,6 +85,9 @@ def gemm_record() -> list[dict]:
         w_packed = pack_nibbles(q.codes)
         w_scales = q.scale.float().t().contiguous()
         fmt = "dfq_e1m2neg_e2m1pos" if name == "fc2" else "fp4_e2m1"
+        # the library's blockwise FP8 GEMM (1x128 scales on both operands), as the backend calls it: a DFQ
+        # input as one GEMM over a doubled K
+        w_mm, s_mm = repeat_groups(w_fp8, w_scales) if fmt.startswith("dfq") else (w_fp8, w_scales)
         for batch, pn in ((64, 16), (64, 10), (1, 16), (1, 4), (1, 1)):
             M = 2 * batch * pn * pn
             x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
@@ -98,9 +101,6 @@ def gemm_record() -> list[dict]:
                      for c in configs}
             row["triton_packed_ms"], row["triton_packed_sweep_ms"] = min(sweep.values()), sweep
             row["triton_packed_best_config"] = min(sweep, key=sweep.get)
-            # the library's blockwise FP8 GEMM (1x128 scales on both operands), as the backend calls it: a DFQ
-            # input as one GEMM over a doubled K
-            w_mm, s_mm = repeat_groups(w_fp8, w_scales) if fmt.startswith("dfq") else (w_fp8, w_scales)
             try:
                 row["scaled_mm_blockwise_ms"] = bench(lambda w_mm=w_mm, s_mm=s_mm: torch._scaled_mm(
                     codes, w_mm.t(), scale_a=scales, scale_b=s_mm, out_dtype=torch.bfloat16))
