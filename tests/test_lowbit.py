@@ -269,19 +269,31 @@ def _dequantized_weight_and_kernel_operands(N, K, seed=0):
     return exact, pack_nibbles(q.codes), levels.to(torch.float8_e4m3fn), q.scale.float().t().contiguous()
 
 
+def _activation_operand_and_its_exact_value(M, K, fmt):
+    """Codes and scales of a random (M, K) bf16 activation (GELU outputs for DFQ, as FC2 sees) from the kernel,
+    and the float64 value they stand for, a dual format's two parts per group summed back to width K."""
+    from fpqvar.lowbit.kernels import quantize_activation
+
+    x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
+    if fmt.startswith("dfq"):
+        x = torch.nn.functional.gelu(x.float(), approximate="tanh").to(torch.bfloat16)
+    codes, scales = quantize_activation(x, fmt)
+    exact = codes[:M].double() * scales[:M].double().repeat_interleave(128, 1)
+    if exact.shape[1] == 2 * K:
+        exact = exact.reshape(M, K // 128, 2, 128).sum(2).reshape(M, K)
+    return codes, scales, exact
+
+
 @needs_cuda
 @pytest.mark.parametrize("shape", [(2, 1920, 5760), (333, 1920, 7680), (1024, 7680, 1920)])
 @pytest.mark.parametrize("gemm", ["triton_packed", "triton_fp8", "scaled_mm"])
 @pytest.mark.parametrize("fmt", ["fp4_e2m1", "dfq_e1m2neg_e2m1pos"])
 def test_gemms_equal_the_float64_product_of_dequantized_operands(shape, gemm, fmt):
-    from fpqvar.lowbit.kernels import blockwise_scaled_mm, group_scaled_gemm, quantize_activation, repeat_groups
+    from fpqvar.lowbit.kernels import blockwise_scaled_mm, group_scaled_gemm, repeat_groups
 
     M, K, N = shape
     exact_w, w_packed, w_fp8, w_scales = _dequantized_weight_and_kernel_operands(N, K)
-    x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
-    if fmt.startswith("dfq"):
-        x = torch.nn.functional.gelu(x.float(), approximate="tanh").to(torch.bfloat16)
-    codes, scales = quantize_activation(x, fmt)
+    codes, scales, a_exact = _activation_operand_and_its_exact_value(M, K, fmt)
     bias = torch.randn(N, device="cuda")
     if gemm == "scaled_mm":
         w, s = repeat_groups(w_fp8, w_scales) if fmt.startswith("dfq") else (w_fp8, w_scales)
@@ -290,10 +302,6 @@ def test_gemms_equal_the_float64_product_of_dequantized_operands(shape, gemm, fm
         packed = gemm == "triton_packed"
         out = group_scaled_gemm(codes, scales, w_packed if packed else w_fp8, w_scales, M, bias, packed_b=packed,
                                 out_dtype=torch.float32)
-    s = scales[:M].double().repeat_interleave(128, 1)
-    a_exact = codes[:M].double() * s
-    if a_exact.shape[1] == 2 * K:
-        a_exact = a_exact.reshape(M, K // 128, 2, 128).sum(2).reshape(M, K)
     reference = a_exact @ exact_w.t() + bias.double()
     error = ((out.double() - reference).norm() / reference.norm()).item()
     worst = ((out.double() - reference).abs().max() / reference.abs().max()).item()
@@ -304,20 +312,15 @@ def test_gemms_equal_the_float64_product_of_dequantized_operands(shape, gemm, fm
 @needs_cuda
 @pytest.mark.parametrize("fmt", ["fp4_e2m1", "dfq_e1m2neg_e2m1pos"])
 def test_scaled_mm_bf16_output_adds_the_bias_before_its_one_rounding(fmt):
-    from fpqvar.lowbit.kernels import blockwise_scaled_mm, quantize_activation, repeat_groups
+    from fpqvar.lowbit.kernels import blockwise_scaled_mm, repeat_groups
 
     M, K, N = 1024, 1920, 1920
     exact_w, _, w_fp8, w_scales = _dequantized_weight_and_kernel_operands(N, K)
-    x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
     if fmt.startswith("dfq"):
-        x = torch.nn.functional.gelu(x.float(), approximate="tanh").to(torch.bfloat16)
         w_fp8, w_scales = repeat_groups(w_fp8, w_scales)
-    codes, scales = quantize_activation(x, fmt)
+    codes, scales, a_exact = _activation_operand_and_its_exact_value(M, K, fmt)
     bias = (torch.randn(N, device="cuda") * 4).to(torch.bfloat16)
     out = blockwise_scaled_mm(codes, scales, w_fp8, w_scales, M, bias, out_dtype=torch.bfloat16)
-    a_exact = codes[:M].double() * scales[:M].double().repeat_interleave(128, 1)
-    if a_exact.shape[1] == 2 * K:
-        a_exact = a_exact.reshape(M, K // 128, 2, 128).sum(2).reshape(M, K)
     reference = a_exact @ exact_w.t() + bias.double()
     # One rounding to bf16: within half an ulp of the exact value, plus the float32 accumulation error (worst
     # element 3e-7 of the largest in the float32-output test above; 10x that allowed). Rounding the product
