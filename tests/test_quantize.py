@@ -22,6 +22,7 @@ from fpqvar.formats import (
     INT8,
     INT8_ASYM,
     DualFormat,
+    FloatFormat,
     get_format,
 )
 from fpqvar.quant import (
@@ -206,14 +207,15 @@ def test_error_is_at_most_half_the_widest_gap(fmt, tie, seed, rows, heavy):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_kernels_equal_eager_quantization(dtype):
-    """One compiled kernel per format and row length, the row count dynamic: every shape, the non-contiguous
-    and the non-finite included, gives eager mode's bits."""
+    """The fused kernels (Triton for grid formats per row, torch.compile for INT and per tensor; one kernel per
+    format and row length, the row count dynamic): every shape, the non-contiguous and the non-finite included,
+    and a row length that is not a power of two (1920), gives eager mode's bits."""
     from fpqvar.quant import compiled_fake_quantize
 
     torch.manual_seed(0)
     cases = [("dfq_e1m2neg_e2m1pos", PerGroup(128)), ("fp4_e2m1", PerGroup(128)), ("fp6_e2m3", PerToken()),
              ("int8_asym", PerToken()), ("fp6_e2m3", PerChannel()), ("fp4_e2m1", PerTensor())]
-    for shape in [(2, 1, 256), (2, 4, 256), (3, 16, 256), (5, 512), (4, 8, 7, 256)]:
+    for shape in [(2, 1, 256), (2, 4, 256), (3, 16, 256), (5, 512), (4, 8, 7, 256), (2, 3, 1920)]:
         x = (torch.randn(shape, device="cuda") * 3).to(dtype)
         x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.0])
         for fmt, granularity in cases:
@@ -329,6 +331,18 @@ def test_no_inf_or_nan_at_the_dtype_extremes(fmt, dtype, granularity, tie):
     assert bool(torch.isfinite(q.scale).all())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+@pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=str)
+def test_fused_kernels_at_the_dtype_extremes(dtype):
+    """The dtype's largest values (saturation to its range), smallest normals and subnormals, signed zeros and
+    non-finite values through the fused kernel of every format, per group: eager mode's bits."""
+    from fpqvar.quant import compiled_fake_quantize
+
+    x = _extremes(dtype).cuda()
+    for fmt in list(FORMATS.values()) + [FP4_E3M0]:
+        assert _same_bits(compiled_fake_quantize(x, fmt, PerGroup(16)), fake_quantize(x, fmt, PerGroup(16))), fmt.name
+
+
 @pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=str)
 def test_the_largest_value_saturates_instead_of_overflowing(dtype):
     # fp16: s = 65504 / 6 rounds to 10920 in fp16 arithmetic and 6 x 10920 = 65520 overflowed to +Inf.
@@ -409,10 +423,11 @@ def test_released_int_absmax_floor():
         Numerics(int_absmax_floor=-1.0)
 
 
-# The fused CUDA kernels on the midpoint sweeps: every format in float32, a few in bfloat16 / float16, per row
-# and per tensor, ours and the released arithmetic. Each (format, tie, dtype, granularity) compiles once: ~80 kernels.
+# The fused CUDA kernels on the midpoint sweeps: every format in float32, every grid format (the hand-written
+# Triton kernel's cases) and one INT format in bfloat16 / float16, per row and per tensor, ours and the released
+# arithmetic. Each (format, tie, dtype, granularity) compiles once.
 CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
-    (get_format(name), dtype) for name in ("fp4_e2m1", "dfq_e1m2neg_e2m1pos", "int8_asym")
+    (fmt, dtype) for fmt in SWEEP_FORMATS if isinstance(fmt, (FloatFormat, DualFormat)) or fmt.name == "int8_asym"
     for dtype in (torch.bfloat16, torch.float16)
 ]
 
@@ -421,9 +436,12 @@ CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
 @pytest.mark.parametrize("tie", TIES)
 @pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
 def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
-    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included."""
-    from fpqvar.quant import compiled_fake_quantize
+    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included. Grid formats
+    per row run the Triton kernel (``fused_kernel``), INT formats and per tensor the torch.compile kernel."""
+    from fpqvar.quant import compiled_fake_quantize, fused_kernel
 
+    grid_format = isinstance(fmt, (FloatFormat, DualFormat))
+    assert fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32) == (grid_format and fused_kernel.HAVE_TRITON)
     cases = [(PerGroup(SWEEP_WIDTH), Numerics(tie=tie), torch.float32)]
     if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float32:
         cases.append((PerTensor(), Numerics(tie=tie), torch.float32))

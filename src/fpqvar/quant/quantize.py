@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..formats import DualFormat, Format, IntFormat, get_format
+from . import fused_kernel
 from .granularity import Granularity, PerGroup, PerTensor, PerToken, as_groups, scale_shape
 from .numerics import Numerics, as_numerics
 from .rounding import Tie, round_to_format, round_to_integer
@@ -210,23 +211,27 @@ def compiled_fake_quantize(
     granularity: Granularity = PerGroup(128),
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
-    """:func:`fake_quantize` as one fused kernel (torch.compile) on CUDA, where eager mode launches ~15
-    memory-bound kernels; plain eager elsewhere. Eager's bits (``_divide`` says how divisions stay exact):
-    ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a GPU. The
-    released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it was not exact.
-    Inside a compiled region (a compiled model) it is traced like any other code, so the caller's kernels absorb
-    it; there that released fp16/bf16 case is not guaranteed bit-exact either."""
+    """:func:`fake_quantize` as one fused kernel on CUDA, where eager mode launches ~15 memory-bound kernels;
+    plain eager elsewhere. FP and dual grids with one scale per row of at most ``fused_kernel.MAX_ROW`` elements
+    run the hand-written Triton kernel of ``fused_kernel.py``; the rest (INT grids, per tensor, float64) runs
+    ``fake_quantize`` compiled by torch.compile. Both give eager's bits (``_divide`` says how compiled divisions
+    stay exact): ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a
+    GPU. The released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it
+    was not exact. Inside a compiled region (a compiled model) it is traced like any other code, so the
+    caller's kernels absorb it; there that released fp16/bf16 case is not guaranteed bit-exact either."""
     numerics = as_numerics(tie)
     if torch.compiler.is_compiling() or not x.is_cuda or x.numel() == 0 or _half_precision_work(x.dtype, numerics):
         return fake_quantize(x, fmt, granularity, numerics)
     _check_input(x)
     fmt = get_format(fmt)
+    rows = as_groups(x.contiguous(), granularity)
+    if fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics)):
+        return fused_kernel.fused_fake_quantize_rows(rows, fmt, numerics.tie_for(fmt)).reshape(x.shape)
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
     # Row length static, row count dynamic: inductor emits one persistent reduction per row and returns a
     # view. (With a dynamic group size it emitted a looped reduction plus a copy to restore the shape, several
     # times slower: measured in benchmarks/README.md, "The fused quantizer".)
-    rows = as_groups(x.contiguous(), granularity)
     per_row = granularity if isinstance(granularity, PerTensor) else PerToken()
     if isinstance(granularity, PerTensor):
         torch._dynamo.maybe_mark_dynamic(rows, 1)
