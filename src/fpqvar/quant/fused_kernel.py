@@ -125,16 +125,18 @@ if HAVE_TRITON:
         tl.store(out_ptr + offsets, value.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
 
 
-def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie) -> torch.Tensor:
+def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie, *, block_rows: int | None = None,
+                             num_warps: int | None = None) -> torch.Tensor:
     """``fake_quantize`` of a contiguous CUDA (rows, row length) tensor with one scale (pair) per row, in the
-    rows' dtype; the case must be :func:`supported`."""
+    rows' dtype; the case must be :func:`supported`. ``block_rows``, ``num_warps``: the tile (rows per program,
+    a power of two; default 2048 elements per program) and its warps, for tuning; the bits do not depend on them."""
     count, length = rows.shape
     block_l = triton.next_power_of_2(length)
-    block_r = max(1, _BLOCK_ELEMENTS // block_l)
+    block_r = block_rows or max(1, _BLOCK_ELEMENTS // block_l)
     out = torch.empty_like(rows)
     _fake_quantize_rows_kernel[(triton.cdiv(count, block_r),)](
         rows, out, count, length, torch.finfo(rows.dtype).max, BLOCK_R=block_r, BLOCK_L=block_l,
-        num_warps=4 if block_l <= 2048 else 8, enable_fp_fusion=False, enable_reflect_ftz=False,
+        num_warps=num_warps or (4 if block_l <= 2048 else 8), enable_fp_fusion=False, enable_reflect_ftz=False,
         **_constants(fmt, tie),
     )
     return out
