@@ -19,6 +19,8 @@ everything else stays with the compiled quantizer.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..formats import DualFormat, FloatFormat, Format
@@ -54,6 +56,7 @@ def _half_constants(b: _Binades, tie: Tie, prefix: str) -> dict:
             f"{prefix}_CODED_BIAS": b.exponent_coded_bias or 0}
 
 
+@functools.cache  # built once per (format, tie): the quantizer is called per layer and step while sampling
 def _constants(fmt: Format, tie: Tie) -> dict:
     if isinstance(fmt, DualFormat):
         negative, positive = _binades(fmt.negative, high=0.0), _binades(fmt.positive, low=0.0)
