@@ -223,6 +223,28 @@ def test_fused_kernels_equal_eager_quantization(dtype):
                 assert _same_bits(compiled_fake_quantize(t, fmt, granularity), fake_quantize(t, fmt, granularity)), (shape, fmt)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+def test_fused_quantizer_keeps_autograd_where_it_is_recorded():
+    """With autograd recording, the call goes through torch.compile (the Triton kernel has no backward): the
+    same bits, and eager mode's gradient (round's is zero; the scale's, through the group absmax, is not)
+    rather than an output cut from the graph."""
+    from fpqvar.quant import compiled_fake_quantize
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 256, device="cuda", requires_grad=True)
+    out = compiled_fake_quantize(x, "fp4_e2m1", PerGroup(128))
+    assert out.requires_grad and _same_bits(out.detach(), fake_quantize(x.detach(), "fp4_e2m1", PerGroup(128)))
+    out.sum().backward()
+    eager = x.detach().clone().requires_grad_()
+    fake_quantize(eager, "fp4_e2m1", PerGroup(128)).sum().backward()
+    # sums of grid levels are exact; the one division by the format's maximum may be a reciprocal product
+    # once compiled: 2 float32 ulps
+    torch.testing.assert_close(x.grad, eager.grad, rtol=2 * FP32_EPS, atol=0)
+    assert x.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert not compiled_fake_quantize(x, "fp4_e2m1", PerGroup(128)).requires_grad
+
+
 # Midpoint sweeps through the whole quantizer: rows of 64 whose first two elements fix the scale(s) to s exactly
 # (max_value * s and min_value * s), the rest every grid midpoint and grid value times s with their 2 neighbours
 # on either side in the input dtype; scales down to the input dtype's subnormals.

@@ -225,7 +225,9 @@ def compiled_fake_quantize(
     _check_input(x)
     fmt = get_format(fmt)
     rows = as_groups(x.contiguous(), granularity)
-    if fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics)):
+    # the Triton kernel has no backward; a graph-recording call keeps torch.compile's (round's zero gradient)
+    recording = x.requires_grad and torch.is_grad_enabled()
+    if not recording and fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics)):
         return fused_kernel.fused_fake_quantize_rows(rows, fmt, numerics.tie_for(fmt)).reshape(x.shape)
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
