@@ -225,7 +225,7 @@ def compiled_fake_quantize(
     _check_input(x)
     fmt = get_format(fmt)
     rows = as_groups(x.contiguous(), granularity)
-    # the Triton kernel has no backward; a graph-recording call keeps torch.compile's (round's zero gradient)
+    # the Triton kernel has no backward: a call that records autograd keeps torch.compile's, with eager's gradient
     recording = x.requires_grad and torch.is_grad_enabled()
     if not recording and fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics)):
         return fused_kernel.fused_fake_quantize_rows(rows, fmt, numerics.tie_for(fmt)).reshape(x.shape)
