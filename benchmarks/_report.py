@@ -38,6 +38,38 @@ def median_seconds(fn, device: torch.device, repeats: int = 20, warmup: int = 3)
     return statistics.median(times)
 
 
+def device_seconds(fn, device: torch.device, repeats: int = 20, warmup: int = 3) -> float:
+    """Time per call of ``fn()`` on the GPU (CUDA events around ``repeats`` back-to-back calls, so the host
+    side of a call overlaps the previous kernel as long as it is shorter); on CPU, ``median_seconds``."""
+    if device.type != "cuda":
+        return median_seconds(fn, device, repeats, warmup)
+    for _ in range(warmup):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize(device)
+    start.record()
+    for _ in range(repeats):
+        fn()
+    end.record()
+    torch.cuda.synchronize(device)
+    return start.elapsed_time(end) / 1e3 / repeats
+
+
+def host_seconds_per_call(fn, device: torch.device, repeats: int = 200) -> float:
+    """Host time of one call of ``fn()`` on an input small enough that the GPU waits for the host: the Python
+    side and the kernel launch, what a small layer pays per call."""
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return seconds / repeats
+
+
 def print_profile(run, title: str) -> None:
     """The top GPU kernels of one call of ``run`` (after one warm-up call)."""
     run()

@@ -8,6 +8,10 @@ kernel of `fpqvar.quant.fused_kernel` for grid formats per row, torch.compile's 
 Both are reported, for every tie mode of the FP4 case (the exact ties of issue 12 must not cost speed). The quantizer
 returns a new tensor, so two baselines: `copy_` into a preallocated tensor, and `clone`, which allocates
 its output as the quantizer does (on CPU, touching fresh pages costs as much as the copy itself).
+
+Two clocks on CUDA: GPU time (CUDA events around back-to-back calls: the kernel's speed, what "memory speed"
+means) and the per-call wall time, synchronised around each call (the Python side included). ``us/call`` is the
+host time of one call on a (64, 128) input, where the GPU waits for the host.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _report import median_seconds, write_result
+from _report import device_seconds, host_seconds_per_call, median_seconds, write_result
 
 from fpqvar.quant import PerGroup, PerToken, compiled_fake_quantize, fake_quantize
 
@@ -47,25 +51,38 @@ def main() -> None:
     def gbps(seconds: float) -> float:
         return moved / seconds / 1e9
 
-    copy = gbps(median_seconds(lambda: out.copy_(x), device))
-    clone = gbps(median_seconds(lambda: x.clone(), device))
-    rows = [
-        {"case": "copy_ (preallocated)", "mode": "-", "GB/s": round(copy, 1), "vs copy": 1.0, "vs clone": round(copy / clone, 3)},
-        {"case": "clone (allocating)", "mode": "-", "GB/s": round(clone, 1), "vs copy": round(clone / copy, 3), "vs clone": 1.0},
-    ]
+    small = x[:64, :128].contiguous()
+
+    def measure(fn) -> dict:
+        """GB/s by GPU time and by synchronised wall time per call, and the host microseconds of a small call."""
+        return {"GB/s": gbps(device_seconds(lambda: fn(x), device)), "GB/s per call": gbps(median_seconds(lambda: fn(x), device)),
+                "us/call": host_seconds_per_call(lambda: fn(small), device) * 1e6}
+
+    baselines = {"copy_ (preallocated)": measure(lambda t: out[: t.shape[0], : t.shape[1]].copy_(t)),
+                 "clone (allocating)": measure(lambda t: t.clone())}
+    copy, clone = baselines["copy_ (preallocated)"], baselines["clone (allocating)"]
+    rows = []
+
+    def add(case: str, mode: str, speed: dict) -> None:
+        rows.append({"case": case, "mode": mode, "GB/s": round(speed["GB/s"], 1), "vs copy": round(speed["GB/s"] / copy["GB/s"], 3),
+                     "vs clone": round(speed["GB/s"] / clone["GB/s"], 3), "GB/s per call": round(speed["GB/s per call"], 1),
+                     "vs copy per call": round(speed["GB/s per call"] / copy["GB/s per call"], 3),
+                     "us/call": round(speed["us/call"], 1)})
+
+    for case, speed in baselines.items():
+        add(case, "-", speed)
     for label, (fmt, granularity, tie) in CASES.items():
         variants = {"eager": fake_quantize}
         if not args.no_compile and device.type == "cuda":  # elsewhere compiled_fake_quantize is the eager one
             variants["compiled"] = compiled_fake_quantize
         for mode, fn in variants.items():
-            speed = gbps(median_seconds(lambda fn=fn, fmt=fmt, g=granularity, tie=tie: fn(x, fmt, g, tie), device))
-            rows.append({
-                "case": label, "mode": mode, "GB/s": round(speed, 1),
-                "vs copy": round(speed / copy, 3), "vs clone": round(speed / clone, 3),
-            })
+            add(label, mode, measure(lambda t, fn=fn, fmt=fmt, g=granularity, tie=tie: fn(t, fmt, g, tie)))
 
+    clock = "GPU time" if device.type == "cuda" else "wall time"
+    print(f"{'case':<32} {'mode':<9} {clock:>13} {'':>13} {'':>13} {'per call':>20} {'small call':>10}")
     for row in rows:
-        print(f"{row['case']:<32} {row['mode']:<9} {row['GB/s']:>8.1f} GB/s  {row['vs copy']:.3f}x copy_  {row['vs clone']:.3f}x clone")
+        print(f"{row['case']:<32} {row['mode']:<9} {row['GB/s']:>8.1f} GB/s  {row['vs copy']:.3f}x copy_  "
+              f"{row['vs clone']:.3f}x clone  {row['GB/s per call']:>8.1f} GB/s {row['vs copy per call']:.3f}x  {row['us/call']:>7.1f} us")
     path = write_result(
         f"quantizer_throughput_{args.dtype}", device, {"dtype": args.dtype, "elements": x.numel(), "shape": list(x.shape), "rows": rows}
     )

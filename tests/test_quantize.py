@@ -454,6 +454,12 @@ CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
 ]
 
 
+# The Triton kernel takes its fast path (one reciprocal per row) for scales in fused_kernel.FAST_SCALES, 2**-60
+# included, and its exact path (an IEEE division per element) below: normal float32 scales just below and far
+# below the bound, on top of SWEEP_SCALES (1 and 2**-60 fast, the subnormal ones exact).
+FUSED_EXACT_PATH_SCALES = {torch.float32: [2.0**-61, 2.0**-90], torch.bfloat16: [2.0**-61, 2.0**-90], torch.float16: []}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
 @pytest.mark.parametrize("tie", TIES)
 @pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
@@ -469,7 +475,7 @@ def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
         cases.append((PerTensor(), Numerics(tie=tie), torch.float32))
     if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float16:
         cases.append((PerGroup(SWEEP_WIDTH), Numerics(tie=tie, scale_dtype="input"), torch.float16))
-    for scale in SWEEP_SCALES[dtype]:
+    for scale in SWEEP_SCALES[dtype] + FUSED_EXACT_PATH_SCALES[dtype]:
         x = midpoint_sweep(fmt, dtype, scale)
         for granularity, numerics, work in cases:
             rows = x[:1] if isinstance(granularity, PerTensor) else x
@@ -477,3 +483,50 @@ def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
             fused = compiled_fake_quantize(rows.cuda(), fmt, granularity, numerics)
             assert _same_bits(fused, fake_quantize(rows.cuda(), fmt, granularity, numerics)), (scale, granularity, numerics)
             assert _same_bits(fused.cpu(), expected), (scale, granularity, numerics)
+
+
+if torch.cuda.is_available():
+    from fpqvar.quant import fused_kernel
+
+    if fused_kernel.HAVE_TRITON:
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def _quotient_mismatch_kernel(scales_ptr, counts_ptr, BLOCK: tl.constexpr):
+            """For one scale s and BLOCK float32 bit patterns: how many quotients that matter (2**-41 <= |x / s|
+            <= 2**17) the fast path gets wrong, and how many of the rest it makes 2**-40 or larger."""
+            s = tl.load(scales_ptr + tl.program_id(1))
+            patterns = (tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)).to(tl.int32)
+            x = patterns.to(tl.float32, bitcast=True)
+            want = tl.math.div_rn(x, s)
+            got = fused_kernel._quotient(x, -s, tl.math.div_rn(1.0, s))
+            finite = tl.abs(x) < float("inf")
+            matters = finite & (tl.abs(want) >= 2.0**-41) & (tl.abs(want) <= 2.0**17)
+            wrong = matters & (got.to(tl.int32, bitcast=True) != want.to(tl.int32, bitcast=True))
+            too_large = finite & (tl.abs(want) < 2.0**-41) & (tl.abs(got) >= 2.0**-40)
+            tl.atomic_add(counts_ptr + 2 * tl.program_id(1), tl.sum(wrong.to(tl.int32), axis=0))
+            tl.atomic_add(counts_ptr + 2 * tl.program_id(1) + 1, tl.sum(too_large.to(tl.int32), axis=0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
+    """The Triton kernel's fast path divides by a product with the row's reciprocal and two corrections
+    (``fused_kernel._quotient``). Exhaustively over all 2**32 float32 bit patterns, for scales at both ends of
+    FAST_SCALES, with all-ones mantissas, non-powers of two and 24 random ones: every quotient a grid can see
+    (2**-41 <= |x / s| <= 2**17; the smallest midpoint of every grid is 2**-17, the largest value 57344) has the
+    IEEE quotient's bits, and every smaller one stays below 2**-40 (it rounds to zero on every grid, as the
+    IEEE quotient does)."""
+    if not fused_kernel.HAVE_TRITON:
+        pytest.skip("needs Triton")
+    low, high = fused_kernel.FAST_SCALES
+    generator = torch.Generator().manual_seed(0)
+    exponents = torch.randint(-60, 126, (24,), generator=generator).double()
+    random_scales = ((1 + torch.rand(24, generator=generator, dtype=torch.float64)) * 2.0**exponents).tolist()
+    scales = [low, high, 1.0, 3.0, 6.0, 1 / 3, (2 - 2**-23) * low, (2 - 2**-23) * 2.0**125, 1.5 * low] + random_scales
+    scales = torch.tensor(scales, dtype=torch.float32, device="cuda").clamp(low, high)
+    counts = torch.zeros(len(scales), 2, dtype=torch.int32, device="cuda")
+    block = 4096
+    _quotient_mismatch_kernel[(2**32 // block, len(scales))](scales, counts, BLOCK=block, enable_fp_fusion=False,
+                                                             enable_reflect_ftz=False)
+    assert counts.sum().item() == 0, {s: c for s, c in zip(scales.tolist(), counts.tolist(), strict=True) if sum(c)}

@@ -36,9 +36,15 @@ except ImportError:  # pragma: no cover - depends on the installation
     HAVE_TRITON = False
 
 MAX_ROW = 16384  # one row per program up to this length; longer rows (per tensor) stay compiled
-_BLOCK_ELEMENTS = 2048  # rows x row length per program: 16 groups of 128, the low-bit activation kernel's best tile
+# The default tile: 64 bytes of input per thread (32 bf16 / 16 float32 elements) and at least 64 threads per
+# program; the fastest of the tiles timed on the H200 for E2M1 per group of 128 (16 rows, 2 warps in bf16; 8 rows,
+# 2 warps in float32) and close to it per token of 4096 (benchmarks/README.md, quantizer throughput).
+_BYTES_PER_THREAD = 64
 _FP32_BIAS = 127
 _OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# The fast path's largest row absmax: a dequantized value is at most absmax * (1 + 2**-23), which a float32
+# output could round up to Inf near its largest value; bf16 and fp16 round it back to their largest value.
+_FAST_ABSMAX = {torch.float32: 2.0**127, torch.bfloat16: float("inf"), torch.float16: float("inf")}
 
 
 def supported(fmt: Format, row_length: int, dtype: torch.dtype, work: torch.dtype) -> bool:
@@ -48,12 +54,17 @@ def supported(fmt: Format, row_length: int, dtype: torch.dtype, work: torch.dtyp
 
 
 def _half_constants(b: _Binades, tie: Tie, prefix: str) -> dict:
-    """One grid half's rounding constants: clamp range of the exponent field, mantissa bits, whether a tie at
-    1.5 steps goes by the parity of the format's exponent field (no mantissa bits, ties to even), that bias."""
+    """One grid half's rounding constants. Exact path: clamp range of the exponent field, mantissa bits, whether
+    a tie at 1.5 steps goes by the parity of the format's exponent field (no mantissa bits, ties to even), that
+    bias. Fast path: 2**min_exponent, 2**(23 - mantissa bits) (a step's float32 magnitude constant ``C`` is
+    2**(e + 23 - m)), and ``C`` itself where the grid has one binade."""
     return {f"{prefix}_MIN_FIELD": b.min_exponent + _FP32_BIAS, f"{prefix}_MAX_FIELD": b.max_exponent + _FP32_BIAS,
             f"{prefix}_MBITS": b.mantissa_bits,
             f"{prefix}_EVEN_FIELD": tie == "even" and b.exponent_coded_bias is not None,
-            f"{prefix}_CODED_BIAS": b.exponent_coded_bias or 0}
+            f"{prefix}_CODED_BIAS": b.exponent_coded_bias or 0,
+            f"{prefix}_MIN_POWER": 2.0**b.min_exponent, f"{prefix}_SHIFT": 2.0 ** (23 - b.mantissa_bits),
+            f"{prefix}_ONE_BINADE": 2.0 ** (b.min_exponent + 23 - b.mantissa_bits)
+            if b.min_exponent == b.max_exponent else 0.0}
 
 
 @functools.cache  # built once per (format, tie): the quantizer is called per layer and step while sampling
@@ -65,42 +76,115 @@ def _constants(fmt: Format, tie: Tie) -> dict:
         negative = positive = _binades(fmt)
         max_pos = max_neg = fmt.max_value
         low, high = positive.low, positive.high
+    halves = {**_half_constants(positive, tie, "P"), **_half_constants(negative, tie, "N")}
     return {"DUAL": isinstance(fmt, DualFormat), "TIE": TIES.index(tie), "MAX_POS": float(max_pos),
-            "MAX_NEG": float(max_neg), "LOW": float(low), "HIGH": float(high),
-            **_half_constants(positive, tie, "P"), **_half_constants(negative, tie, "N")}
+            "MAX_NEG": float(max_neg), "LOW": float(low), "HIGH": float(high), "STEPS": _steps_rule(halves),
+            **halves}
+
+
+# How the fast path finds each element's constant C (``_round_fast``), cheapest first: one constant for all;
+# from |y| (one grid, or a dual format's two halves with the same binades); from the signed y, where a dual
+# format's negative half has one binade whose C is the positive half's lowest (DFQ's E1M2 / E2M1: max(y, 1)
+# is 1 for every negative y); else each half's constants picked by x's sign.
+STEPS_ONE, STEPS_MAGNITUDE, STEPS_SIGNED, STEPS_BY_SIGN = range(4)
+
+
+def _steps_rule(c: dict) -> int:
+    same = all(c[f"P_{k}"] == c[f"N_{k}"] for k in ("MIN_POWER", "SHIFT", "ONE_BINADE"))
+    if same:
+        return STEPS_ONE if c["P_ONE_BINADE"] else STEPS_MAGNITUDE
+    if not c["P_ONE_BINADE"] and c["N_ONE_BINADE"] == c["P_MIN_POWER"] * c["P_SHIFT"]:
+        return STEPS_SIGNED
+    return STEPS_BY_SIGN
+
+
+# The fast path's range of row scales (see _quotient): a normal float32 scale whose reciprocal is normal, and
+# large enough that every quotient near a grid midpoint (|x / s| >= 2**-41, while the smallest midpoint of every
+# grid is 2**-17, FP8 E5M2's) has an exact residual x - q * s (its last bit, 2**(-41 - 23 - 60 - 23) = 2**-147,
+# is above float32's 2**-149).
+FAST_SCALES = (2.0**-60, 2.0**126)
 
 
 if HAVE_TRITON:
 
     @triton.jit
-    def _fake_quantize_rows_kernel(
-        x_ptr, out_ptr, rows, row_length, out_max,
-        BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr, DUAL: tl.constexpr, TIE: tl.constexpr,
-        MAX_POS: tl.constexpr, MAX_NEG: tl.constexpr, LOW: tl.constexpr, HIGH: tl.constexpr,
-        P_MIN_FIELD: tl.constexpr, P_MAX_FIELD: tl.constexpr, P_MBITS: tl.constexpr, P_EVEN_FIELD: tl.constexpr,
-        P_CODED_BIAS: tl.constexpr,
-        N_MIN_FIELD: tl.constexpr, N_MAX_FIELD: tl.constexpr, N_MBITS: tl.constexpr, N_EVEN_FIELD: tl.constexpr,
-        N_CODED_BIAS: tl.constexpr,
-    ):
-        row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
-        col = tl.arange(0, BLOCK_L)
-        mask = (row < rows)[:, None] & (col < row_length)[None, :]
-        offsets = row[:, None] * row_length + col[None, :]
-        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    def _quotient(x, minus_s, r):
+        """RN(x / s) for the fast path, from r = RN(1 / s) of the row: a product and two exact-residual
+        corrections (Markstein's theorem: q within an ulp of x / s, r within half an ulp of 1 / s, so
+        fma(x - q * s, r, q) is the correctly rounded quotient). The first correction makes the product's
+        quotient (up to 2 ulp away) faithful, the second rounds it correctly. Exact where FAST_SCALES says.
+        (-s comes negated per row: Triton negates an element as 0 - q, an extra instruction.)"""
+        q = x * r
+        q = tl.fma(tl.fma(q, minus_s, x), r, q)
+        return tl.fma(tl.fma(q, minus_s, x), r, q)
 
-        # scales: absmax of the finite elements (of each sign, for a dual format) over the format's maximum
-        magnitude = tl.abs(x)
-        finite = magnitude < float("inf")
-        if DUAL:
-            s_pos = tl.math.div_rn(tl.max(tl.where(finite & (x > 0), magnitude, 0.0), axis=1), MAX_POS)[:, None]
-            s_neg = tl.math.div_rn(tl.max(tl.where(finite & (x < 0), magnitude, 0.0), axis=1), MAX_NEG)[:, None]
-            y = tl.math.div_rn(x, tl.where(x > 0, s_pos, s_neg))
+    @triton.jit
+    def _by_sign(negative, on_positive, on_negative):
+        """``on_negative`` where ``negative`` (x's sign bit spread over the word: x >> 31) is all ones, else
+        ``on_positive``: a select on the bits, one instruction and no predicate register (with 16 or more
+        elements per thread, predicates from x > 0 ran out of registers and were spilled)."""
+        p = on_positive.to(tl.int32, bitcast=True)
+        return (p ^ ((p ^ on_negative.to(tl.int32, bitcast=True)) & negative)).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _binade(v):
+        """2**floor(log2(v)) of a positive normal float32 (its exponent bits alone)."""
+        return (v.to(tl.int32, bitcast=True) & 0x7F800000).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _round_fast(y, negative, positive, TIE: tl.constexpr, DUAL: tl.constexpr, STEPS: tl.constexpr,
+                    P_MIN_POWER: tl.constexpr, P_SHIFT: tl.constexpr, P_ONE_BINADE: tl.constexpr,
+                    P_EVEN_FIELD: tl.constexpr, P_CODED_BIAS: tl.constexpr,
+                    N_MIN_POWER: tl.constexpr, N_SHIFT: tl.constexpr, N_ONE_BINADE: tl.constexpr,
+                    N_EVEN_FIELD: tl.constexpr, N_CODED_BIAS: tl.constexpr):
+        """``round_to_format`` of a finite y with |y| at most the grid's end times (1 + 2**-22), as the fast
+        path's quotients are: then the rounding never passes the grid's end, so no clamp is needed.
+
+        Ties to even by one rounding addition: with C = 2**(e + 23 - m) of y's sign (e: y's binade, at least
+        the grid's lowest), y + C lies in C's binade, whose float32 spacing is the grid's 2**(e - m), so
+        (y + C) - C is y rounded to the grid, ties to the even step count, +0 for a zero (x + (-x) = +0).
+        ``STEPS`` (``_steps_rule``) says how C is found."""
+        if STEPS == 0:
+            c = tl.zeros_like(y) + P_ONE_BINADE
+        elif STEPS == 1:
+            c = _binade(tl.maximum(tl.abs(y), P_MIN_POWER)) * P_SHIFT
+        elif STEPS == 2:
+            c = _binade(tl.maximum(y, P_MIN_POWER)) * P_SHIFT
         else:
-            s_pos = tl.math.div_rn(tl.max(tl.where(finite, magnitude, 0.0), axis=1), MAX_POS)[:, None]
-            s_neg = s_pos
-            y = tl.math.div_rn(x, s_pos)
+            lowest = _by_sign(negative, tl.cast(P_MIN_POWER, tl.float32), tl.cast(N_MIN_POWER, tl.float32))
+            c = _binade(tl.maximum(tl.abs(y), lowest)) * _by_sign(negative, tl.cast(P_SHIFT, tl.float32),
+                                                                  tl.cast(N_SHIFT, tl.float32))
+            if P_ONE_BINADE != 0.0:
+                c = _by_sign(negative, tl.cast(P_ONE_BINADE, tl.float32), c)
+            if N_ONE_BINADE != 0.0:
+                c = _by_sign(negative, c, tl.cast(N_ONE_BINADE, tl.float32))
+        c = (c.to(tl.int32, bitcast=True) | (y.to(tl.int32, bitcast=True) & -0x80000000)).to(tl.float32, bitcast=True)
+        rounded = (y + c) - c
+        if TIE == 0:
+            if P_EVEN_FIELD or N_EVEN_FIELD:
+                # no mantissa: the tie at 1.5 * 2**e lies between 2**e and 2**(e + 1), whose codes differ in the
+                # exponent field's last bit; the addition picked 2**(e + 1), the even code may be 2**e
+                power = c * 2.0**-23  # 2**e of y's sign (C's field is e + 150)
+                field = c.to(tl.int32, bitcast=True) >> 23 & 0xFF
+                even = (((field - 150 + P_CODED_BIAS) & 1) == 0) & P_EVEN_FIELD
+                if DUAL:
+                    even = tl.where(positive, even, (((field - 150 + N_CODED_BIAS) & 1) == 0) & N_EVEN_FIELD)
+                rounded = tl.where((tl.abs(y) == tl.abs(power) * 1.5) & even, power, rounded)
+        else:
+            half = tl.abs(c * 2.0**-24)  # half a grid step, exact
+            tie = tl.abs(rounded - y) == half  # the difference is exact: both lie within a step
+            rounded = tl.where(tie, y + half if TIE == 1 else y - half, rounded)  # toward +inf / -inf; +0 at 0
+        return rounded
 
-        # rounding.round_to_format: NaN and +-Inf (a zero scale, non-finite x) -> +0; spacing from the exponent
+    @triton.jit
+    def _round_exact(y, MAX_POS: tl.constexpr, MAX_NEG: tl.constexpr, LOW: tl.constexpr, HIGH: tl.constexpr,
+                     TIE: tl.constexpr,
+                     P_MIN_FIELD: tl.constexpr, P_MAX_FIELD: tl.constexpr, P_MBITS: tl.constexpr,
+                     P_EVEN_FIELD: tl.constexpr, P_CODED_BIAS: tl.constexpr,
+                     N_MIN_FIELD: tl.constexpr, N_MAX_FIELD: tl.constexpr, N_MBITS: tl.constexpr,
+                     N_EVEN_FIELD: tl.constexpr, N_CODED_BIAS: tl.constexpr):
+        """``round_to_format`` of any float32 y, step by step as in ``rounding.py``: NaN and +-Inf -> +0, the
+        spacing from the exponent bits, ``rint`` and the tie corrections, the clamp to the grid's ends."""
         field = (y.to(tl.int32, bitcast=True) >> 23) & 0xFF
         y = tl.where(field == 0xFF, 0.0, y)
         positive = y > 0
@@ -120,11 +204,69 @@ if HAVE_TRITON:
             rounded = nearest + tl.where(steps - nearest == 0.5, 1.0, 0.0)
         else:
             rounded = (nearest - 1.0) + tl.where(steps - nearest != -0.5, 1.0, 0.0)
-        level = tl.minimum(tl.maximum(rounded * (spacing_field << 23).to(tl.float32, bitcast=True), LOW), HIGH)
+        return tl.minimum(tl.maximum(rounded * (spacing_field << 23).to(tl.float32, bitcast=True), LOW), HIGH)
 
-        # quantize._dequantize_groups: the level times its scale, saturated to the output dtype's range
-        value = level * tl.where(level > 0, s_pos, s_neg)
-        value = tl.minimum(tl.maximum(value, -out_max), out_max)
+    @triton.jit
+    def _fake_quantize_rows_kernel(
+        x_ptr, out_ptr, rows, row_length, out_max, fast_absmax,
+        BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr, DUAL: tl.constexpr, TIE: tl.constexpr, STEPS: tl.constexpr,
+        MAX_POS: tl.constexpr, MAX_NEG: tl.constexpr, LOW: tl.constexpr, HIGH: tl.constexpr,
+        P_MIN_FIELD: tl.constexpr, P_MAX_FIELD: tl.constexpr, P_MBITS: tl.constexpr, P_EVEN_FIELD: tl.constexpr,
+        P_CODED_BIAS: tl.constexpr, P_MIN_POWER: tl.constexpr, P_SHIFT: tl.constexpr, P_ONE_BINADE: tl.constexpr,
+        N_MIN_FIELD: tl.constexpr, N_MAX_FIELD: tl.constexpr, N_MBITS: tl.constexpr, N_EVEN_FIELD: tl.constexpr,
+        N_CODED_BIAS: tl.constexpr, N_MIN_POWER: tl.constexpr, N_SHIFT: tl.constexpr, N_ONE_BINADE: tl.constexpr,
+        FAST_MIN_SCALE: tl.constexpr, FAST_MAX_SCALE: tl.constexpr,
+    ):
+        row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+        col = tl.arange(0, BLOCK_L)
+        mask = (row < rows)[:, None] & (col < row_length)[None, :]
+        offsets = row[:, None] * row_length + col[None, :]
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        # NaN and +-Inf quantize to 0 and are left out of the scale: zero them once
+        x = tl.where(tl.abs(x) < float("inf"), x, 0.0)
+
+        # scales: absmax (of each sign, for a dual format) over the format's maximum
+        if DUAL:
+            absmax_pos = tl.maximum(tl.max(x, axis=1), 0.0)
+            absmax_neg = tl.maximum(-tl.min(x, axis=1), 0.0)
+        else:
+            absmax_pos = tl.max(tl.abs(x), axis=1)
+            absmax_neg = absmax_pos
+        s_pos = tl.math.div_rn(absmax_pos, MAX_POS)
+        s_neg = tl.math.div_rn(absmax_neg, MAX_NEG)
+
+        # Fast path for the tile when every scale is 0 or in FAST_SCALES and the dequantized values cannot pass
+        # the dtype's largest value (fast_absmax); else the exact path, which divides and rounds step by step.
+        fast_pos = (s_pos == 0.0) | ((s_pos >= FAST_MIN_SCALE) & (s_pos <= FAST_MAX_SCALE))
+        fast_neg = (s_neg == 0.0) | ((s_neg >= FAST_MIN_SCALE) & (s_neg <= FAST_MAX_SCALE))
+        fast = fast_pos & fast_neg & (absmax_pos <= fast_absmax) & (absmax_neg <= fast_absmax)
+        positive = x > 0
+        s_pos = s_pos[:, None]
+        s_neg = s_neg[:, None]
+        if tl.min(fast.to(tl.int32), axis=0) == 1:
+            # A dual format's half is picked by x's sign bit, not x > 0: they differ at +0 only, which quantizes
+            # to +0 on either half.
+            negative = x.to(tl.int32, bitcast=True) >> 31
+            r_pos = tl.where(s_pos > 0.0, tl.math.div_rn(1.0, s_pos), 0.0)  # a zero row: 0 * 0 = +0, not 0 / 0
+            if DUAL:
+                r_neg = tl.where(s_neg > 0.0, tl.math.div_rn(1.0, s_neg), 0.0)
+                scale = _by_sign(negative, s_pos, s_neg)
+                y = _quotient(x, _by_sign(negative, -s_pos, -s_neg), _by_sign(negative, r_pos, r_neg))
+            else:
+                scale = s_pos
+                y = _quotient(x, -s_pos, r_pos)
+            level = _round_fast(y, negative, positive, TIE, DUAL, STEPS, P_MIN_POWER, P_SHIFT, P_ONE_BINADE,
+                                P_EVEN_FIELD, P_CODED_BIAS, N_MIN_POWER, N_SHIFT, N_ONE_BINADE, N_EVEN_FIELD,
+                                N_CODED_BIAS)
+            value = level * scale  # a level's sign is x's (or it is +0)
+        else:
+            y = tl.math.div_rn(x, tl.where(positive, s_pos, s_neg))
+            level = _round_exact(y, MAX_POS, MAX_NEG, LOW, HIGH, TIE, P_MIN_FIELD, P_MAX_FIELD, P_MBITS,
+                                 P_EVEN_FIELD, P_CODED_BIAS, N_MIN_FIELD, N_MAX_FIELD, N_MBITS, N_EVEN_FIELD,
+                                 N_CODED_BIAS)
+            # quantize._dequantize_groups: the level times its scale, saturated to the output dtype's range
+            value = level * tl.where(level > 0, s_pos, s_neg)
+            value = tl.minimum(tl.maximum(value, -out_max), out_max)
         tl.store(out_ptr + offsets, value.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
 
 
@@ -132,14 +274,16 @@ def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie, *, block
                              num_warps: int | None = None) -> torch.Tensor:
     """``fake_quantize`` of a contiguous CUDA (rows, row length) tensor with one scale (pair) per row, in the
     rows' dtype; the case must be :func:`supported`. ``block_rows``, ``num_warps``: the tile (rows per program,
-    a power of two; default 2048 elements per program) and its warps, for tuning; the bits do not depend on them."""
+    a power of two; default ``_BYTES_PER_THREAD``) and its warps, for tuning; the bits do not depend on them."""
     count, length = rows.shape
     block_l = triton.next_power_of_2(length)
-    block_r = block_rows or max(1, _BLOCK_ELEMENTS // block_l)
+    per_thread = _BYTES_PER_THREAD // rows.element_size()
+    block_r = block_rows or max(1, 64 * per_thread // block_l)
     out = torch.empty_like(rows)
     _fake_quantize_rows_kernel[(triton.cdiv(count, block_r),)](
-        rows, out, count, length, torch.finfo(rows.dtype).max, BLOCK_R=block_r, BLOCK_L=block_l,
-        num_warps=num_warps or (4 if block_l <= 2048 else 8), enable_fp_fusion=False, enable_reflect_ftz=False,
-        **_constants(fmt, tie),
+        rows, out, count, length, torch.finfo(rows.dtype).max, _FAST_ABSMAX[rows.dtype], BLOCK_R=block_r, BLOCK_L=block_l,
+        num_warps=num_warps or min(8, max(1, block_r * block_l // (32 * per_thread))),
+        enable_fp_fusion=False, enable_reflect_ftz=False,
+        FAST_MIN_SCALE=FAST_SCALES[0], FAST_MAX_SCALE=FAST_SCALES[1], **_constants(fmt, tie),
     )
     return out
