@@ -512,8 +512,9 @@ if torch.cuda.is_available():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
 def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     """The Triton kernel's fast path divides by a product with the row's reciprocal and two corrections
-    (``fused_kernel._quotient``). Exhaustively over all 2**32 float32 bit patterns, for scales at both ends of
-    FAST_SCALES, with all-ones mantissas, non-powers of two and 24 random ones: every quotient a grid can see
+    (``fused_kernel._quotient``), and so do the scales (the row absmax over the format's largest value).
+    Exhaustively over all 2**32 float32 bit patterns, for divisors at both ends of FAST_SCALES, with all-ones
+    mantissas, every format's largest magnitudes and 24 random ones: every quotient a grid can see
     (2**-41 <= |x / s| <= 2**17; the smallest midpoint of every grid is 2**-17, the largest value 57344) has the
     IEEE quotient's bits, and every smaller one stays below 2**-40 (it rounds to zero on every grid, as the
     IEEE quotient does)."""
@@ -523,7 +524,9 @@ def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     generator = torch.Generator().manual_seed(0)
     exponents = torch.randint(-60, 126, (24,), generator=generator).double()
     random_scales = ((1 + torch.rand(24, generator=generator, dtype=torch.float64)) * 2.0**exponents).tolist()
-    scales = [low, high, 1.0, 3.0, 6.0, 1 / 3, (2 - 2**-23) * low, (2 - 2**-23) * 2.0**125, 1.5 * low] + random_scales
+    # every format's largest magnitudes: the kernel divides the row absmax by them the same way
+    largest = sorted({abs(v) for f in [*FORMATS.values(), FP4_E3M0] for v in (f.max_value, f.min_value)})
+    scales = [low, high, 1 / 3, (2 - 2**-23) * low, (2 - 2**-23) * 2.0**125, 1.5 * low] + largest + random_scales
     scales = torch.tensor(scales, dtype=torch.float32, device="cuda").clamp(low, high)
     counts = torch.zeros(len(scales), 2, dtype=torch.int32, device="cuda")
     block = 4096
