@@ -494,17 +494,21 @@ if torch.cuda.is_available():
 
         @triton.jit
         def _quotient_mismatch_kernel(scales_ptr, counts_ptr, BLOCK: tl.constexpr):
-            """For one scale s and BLOCK float32 bit patterns: how many quotients that matter (2**-41 <= |x / s|
-            <= 2**17) the fast path gets wrong, and how many of the rest it makes 2**-40 or larger."""
+            """For one divisor s and BLOCK float32 bit patterns: how many quotients that matter the fast path gets
+            wrong, and how many of the rest it makes 2**-40 or larger. What matters: 2**-41 <= |x / s| <= 2**17
+            (x / s on a grid), and for s >= 1 also FAST_SCALES' 2**-60 <= |x / s| <= 2**126 (a row's scale: its
+            absmax over the format's largest value, at least 1.75)."""
             s = tl.load(scales_ptr + tl.program_id(1))
             patterns = (tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)).to(tl.int32)
             x = patterns.to(tl.float32, bitcast=True)
             want = tl.math.div_rn(x, s)
             got = fused_kernel._quotient(x, -s, tl.math.div_rn(1.0, s))
             finite = tl.abs(x) < float("inf")
-            matters = finite & (tl.abs(want) >= 2.0**-41) & (tl.abs(want) <= 2.0**17)
+            on_grid = (tl.abs(want) >= 2.0**-41) & (tl.abs(want) <= 2.0**17)
+            as_scale = (s >= 1.0) & (tl.abs(want) >= 2.0**-60) & (tl.abs(want) <= 2.0**126)
+            matters = finite & (on_grid | as_scale)
             wrong = matters & (got.to(tl.int32, bitcast=True) != want.to(tl.int32, bitcast=True))
-            too_large = finite & (tl.abs(want) < 2.0**-41) & (tl.abs(got) >= 2.0**-40)
+            too_large = finite & ~matters & (tl.abs(want) < 2.0**-41) & (tl.abs(got) >= 2.0**-40)
             tl.atomic_add(counts_ptr + 2 * tl.program_id(1), tl.sum(wrong.to(tl.int32), axis=0))
             tl.atomic_add(counts_ptr + 2 * tl.program_id(1) + 1, tl.sum(too_large.to(tl.int32), axis=0))
 
@@ -515,9 +519,9 @@ def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     (``fused_kernel._quotient``), and so do the scales (the row absmax over the format's largest value).
     Exhaustively over all 2**32 float32 bit patterns, for divisors at both ends of FAST_SCALES, with all-ones
     mantissas, every format's largest magnitudes and 24 random ones: every quotient a grid can see
-    (2**-41 <= |x / s| <= 2**17; the smallest midpoint of every grid is 2**-17, the largest value 57344) has the
-    IEEE quotient's bits, and every smaller one stays below 2**-40 (it rounds to zero on every grid, as the
-    IEEE quotient does)."""
+    (2**-41 <= |x / s| <= 2**17; the smallest midpoint of every grid is 2**-17, the largest value 57344), and
+    for divisors of at least 1 every scale the fast path accepts (2**-60 to 2**126), has the IEEE quotient's
+    bits; every smaller quotient stays below 2**-40 (it rounds to zero on every grid, as the IEEE one does)."""
     if not fused_kernel.HAVE_TRITON:
         pytest.skip("needs Triton")
     low, high = fused_kernel.FAST_SCALES
