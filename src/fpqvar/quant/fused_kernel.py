@@ -158,13 +158,13 @@ if HAVE_TRITON:
         the grid's lowest), y + C lies in C's binade, whose float32 spacing is the grid's 2**(e - m), so
         (y + C) - C is y rounded to the grid, ties to the even step count, +0 for a zero (x + (-x) = +0).
         ``STEPS`` (``_steps_rule``) says how C is found."""
-        if STEPS == 0:
+        if STEPS == 0:  # STEPS_ONE
             c = tl.zeros_like(y) + P_ONE_BINADE
-        elif STEPS == 1:
+        elif STEPS == 1:  # STEPS_MAGNITUDE
             c = _binade(tl.maximum(tl.abs(y), P_MIN_POWER)) * P_SHIFT
-        elif STEPS == 2:
+        elif STEPS == 2:  # STEPS_SIGNED
             c = _binade(tl.maximum(y, P_MIN_POWER)) * P_SHIFT
-        else:
+        else:  # STEPS_BY_SIGN
             lowest = _by_sign(negative, tl.cast(P_MIN_POWER, tl.float32), tl.cast(N_MIN_POWER, tl.float32))
             c = _binade(tl.maximum(tl.abs(y), lowest)) * _by_sign(negative, tl.cast(P_SHIFT, tl.float32),
                                                                   tl.cast(N_SHIFT, tl.float32))
