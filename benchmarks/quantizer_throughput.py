@@ -4,7 +4,8 @@
 
 Eager PyTorch runs each elementwise step as its own kernel; `compiled_fake_quantize` (what the quantized
 layers call on CUDA, "compiled" below) runs the whole quantize-dequantize as one kernel: the hand-written Triton
-kernel of `fpqvar.quant.fused_kernel` for grid formats per row, torch.compile's for INT formats and per tensor.
+kernel of `fpqvar.quant.fused_kernel` for FP, dual and symmetric INT grids per row, torch.compile's for
+asymmetric INT and per tensor.
 Both are reported, for every tie mode of the FP4 case (the exact ties of issue 12 must not cost speed). The quantizer
 returns a new tensor, so two baselines: `copy_` into a preallocated tensor, and `clone`, which allocates
 its output as the quantizer does (on CPU, touching fresh pages costs as much as the copy itself).
@@ -29,6 +30,7 @@ CASES = {  # label: format, granularity, tie
     "fp4_e2m1 per-group-128 tie down": ("fp4_e2m1", PerGroup(128), "down"),
     "dfq fp4 per-group-128": ("dfq_e1m2neg_e2m1pos", PerGroup(128), "even"),
     "fp6_e2m3 per-token": ("fp6_e2m3", PerToken(), "even"),
+    "int8 per-token": ("int8", PerToken(), "even"),
     "int8_asym per-token": ("int8_asym", PerToken(), "even"),
 }
 

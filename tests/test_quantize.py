@@ -23,6 +23,7 @@ from fpqvar.formats import (
     INT8_ASYM,
     DualFormat,
     FloatFormat,
+    IntFormat,
     get_format,
 )
 from fpqvar.quant import (
@@ -214,7 +215,7 @@ def test_fused_kernels_equal_eager_quantization(dtype):
 
     torch.manual_seed(0)
     cases = [("dfq_e1m2neg_e2m1pos", PerGroup(128)), ("fp4_e2m1", PerGroup(128)), ("fp6_e2m3", PerToken()),
-             ("int8_asym", PerToken()), ("fp6_e2m3", PerChannel()), ("fp4_e2m1", PerTensor())]
+             ("int8_asym", PerToken()), ("int4", PerGroup(128)), ("fp6_e2m3", PerChannel()), ("fp4_e2m1", PerTensor())]
     for shape in [(2, 1, 256), (2, 4, 256), (3, 16, 256), (5, 512), (4, 8, 7, 256), (2, 3, 1920)]:
         x = (torch.randn(shape, device="cuda") * 3).to(dtype)
         x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.0])
@@ -445,11 +446,15 @@ def test_released_int_absmax_floor():
         Numerics(int_absmax_floor=-1.0)
 
 
-# The fused CUDA kernels on the midpoint sweeps: every format in float32, every grid format (the hand-written
-# Triton kernel's cases) and one INT format in bfloat16 / float16, per row and per tensor, ours and the released
-# arithmetic. Each (format, tie, dtype, granularity) compiles once.
+# The fused CUDA kernels on the midpoint sweeps: every format in float32, every format of the hand-written Triton
+# kernel (FP, dual and symmetric INT grids) and one asymmetric INT format in bfloat16 / float16, per row and per
+# tensor, ours and the released arithmetic. Each (format, tie, dtype, granularity) compiles once.
+def _triton_grid(fmt) -> bool:
+    return isinstance(fmt, (FloatFormat, DualFormat)) or (isinstance(fmt, IntFormat) and fmt.symmetric)
+
+
 CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
-    (fmt, dtype) for fmt in SWEEP_FORMATS if isinstance(fmt, (FloatFormat, DualFormat)) or fmt.name == "int8_asym"
+    (fmt, dtype) for fmt in SWEEP_FORMATS if _triton_grid(fmt) or fmt.name == "int8_asym"
     for dtype in (torch.bfloat16, torch.float16)
 ]
 
@@ -464,12 +469,14 @@ FUSED_EXACT_PATH_SCALES = {torch.float32: [2.0**-61, 2.0**-90], torch.bfloat16: 
 @pytest.mark.parametrize("tie", TIES)
 @pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
 def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
-    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included. Grid formats
-    per row run the Triton kernel (``fused_kernel``), INT formats and per tensor the torch.compile kernel."""
+    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included. FP, dual and
+    symmetric INT grids per row run the Triton kernel (``fused_kernel``), asymmetric INT formats and per tensor
+    the torch.compile kernel."""
     from fpqvar.quant import compiled_fake_quantize, fused_kernel
 
-    grid_format = isinstance(fmt, (FloatFormat, DualFormat))
-    assert fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32) == (grid_format and fused_kernel.HAVE_TRITON)
+    assert fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32) == (_triton_grid(fmt) and fused_kernel.HAVE_TRITON)
+    if isinstance(fmt, IntFormat):  # the released absmax floor keeps torch.compile's kernel
+        assert not fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32, int_absmax_floor=1e-5)
     cases = [(PerGroup(SWEEP_WIDTH), Numerics(tie=tie), torch.float32)]
     if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float32:
         cases.append((PerTensor(), Numerics(tie=tie), torch.float32))

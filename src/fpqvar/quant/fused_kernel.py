@@ -20,9 +20,10 @@ checks the kernel against eager CUDA and the CPU reference on the float32 midpoi
 paths (1, 2**-60 fast; 2**-61, 2**-90 and subnormal ones exact), and ``_quotient`` against IEEE division at every
 float32 for 43 divisors.
 
-Covers FloatFormat and DualFormat grids (a dual format's halves may be integer grids) with one scale (pair)
-per row of at most ``MAX_ROW`` elements, in float32 work (not float64, not the released fp16/bf16 arithmetic);
-everything else stays with the compiled quantizer.
+Covers FloatFormat and DualFormat grids (a dual format's halves may be integer grids) and symmetric IntFormat
+grids (without the released absmax floor) with one scale (pair) per row of at most ``MAX_ROW`` elements, in
+float32 work (not float64, not the released fp16/bf16 arithmetic); everything else (asymmetric INT with its
+zero point, per tensor) stays with the compiled quantizer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import functools
 
 import torch
 
-from ..formats import DualFormat, FloatFormat, Format
+from ..formats import DualFormat, FloatFormat, Format, IntFormat
 from .rounding import TIES, Tie, _Binades, _binades
 
 try:  # Triton is optional: CPU-only installs use the compiled (or eager) quantizer
@@ -55,10 +56,12 @@ _OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _FAST_ABSMAX = {torch.float32: 2.0**127, torch.bfloat16: float("inf"), torch.float16: float("inf")}
 
 
-def supported(fmt: Format, row_length: int, dtype: torch.dtype, work: torch.dtype) -> bool:
-    """Whether :func:`fused_fake_quantize_rows` computes this case (else the caller compiles ``fake_quantize``)."""
-    return (HAVE_TRITON and isinstance(fmt, (FloatFormat, DualFormat)) and dtype in _OUT_DTYPES
-            and work == torch.float32 and 0 < row_length <= MAX_ROW)
+def supported(fmt: Format, row_length: int, dtype: torch.dtype, work: torch.dtype, *, int_absmax_floor: float = 0.0) -> bool:
+    """Whether :func:`fused_fake_quantize_rows` computes this case (else the caller compiles ``fake_quantize``):
+    FP and dual grids, and symmetric INT grids (spacing 1, one binade) without the released absmax floor."""
+    grid = isinstance(fmt, (FloatFormat, DualFormat)) or (
+        isinstance(fmt, IntFormat) and fmt.symmetric and not int_absmax_floor)
+    return HAVE_TRITON and grid and dtype in _OUT_DTYPES and work == torch.float32 and 0 < row_length <= MAX_ROW
 
 
 def _half_constants(b: _Binades, tie: Tie, prefix: str) -> dict:

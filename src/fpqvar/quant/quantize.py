@@ -212,8 +212,9 @@ def compiled_fake_quantize(
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel on CUDA, where eager mode launches ~15 memory-bound kernels;
-    plain eager elsewhere. FP and dual grids with one scale per row of at most ``fused_kernel.MAX_ROW`` elements
-    run the hand-written Triton kernel of ``fused_kernel.py``; the rest (INT grids, per tensor, float64) runs
+    plain eager elsewhere. FP, dual and symmetric INT grids with one scale per row of at most
+    ``fused_kernel.MAX_ROW`` elements run the hand-written Triton kernel of ``fused_kernel.py``; the rest
+    (asymmetric INT, the released INT absmax floor, per tensor, float64) runs
     ``fake_quantize`` compiled by torch.compile. Both give eager's bits (``_divide`` says how compiled divisions
     stay exact): ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a
     GPU. The released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it
@@ -227,7 +228,8 @@ def compiled_fake_quantize(
     rows = as_groups(x.contiguous(), granularity)
     # the Triton kernel has no backward: a call that records autograd keeps torch.compile's, with eager's gradient
     recording = x.requires_grad and torch.is_grad_enabled()
-    if not recording and fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics)):
+    if not recording and fused_kernel.supported(fmt, rows.shape[1], x.dtype, _work_dtype(x.dtype, numerics),
+                                                int_absmax_floor=numerics.int_absmax_floor):
         return fused_kernel.fused_fake_quantize_rows(rows, fmt, numerics.tie_for(fmt)).reshape(x.shape)
     # Compiled on the (scales, elements per scale) rows with one scale per row: the kernel depends on the
     # format, dtype and row length only, never on the caller's shape (activations, KV (B, H, l, d), weights).
