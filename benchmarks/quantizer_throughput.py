@@ -4,8 +4,7 @@
 
 Eager PyTorch runs each elementwise step as its own kernel; `compiled_fake_quantize` (what the quantized
 layers call on CUDA, "compiled" below) runs the whole quantize-dequantize as one kernel: the hand-written Triton
-kernel of `fpqvar.quant.fused_kernel` for FP, dual and symmetric INT grids per row, torch.compile's for
-asymmetric INT and per tensor.
+kernels of `fpqvar.quant.fused_kernel` for every format per row, torch.compile's per tensor.
 Both are reported, for every tie mode of the FP4 case (the exact ties of issue 12 must not cost speed). The quantizer
 returns a new tensor, so two baselines: `copy_` into a preallocated tensor, and `clone`, which allocates
 its output as the quantizer does (on CPU, touching fresh pages costs as much as the copy itself).

@@ -22,7 +22,6 @@ from fpqvar.formats import (
     INT8,
     INT8_ASYM,
     DualFormat,
-    FloatFormat,
     IntFormat,
     get_format,
 )
@@ -225,6 +224,56 @@ def test_fused_kernels_equal_eager_quantization(dtype):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+@pytest.mark.parametrize("tie", TIES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_fused_asymmetric_int_on_rows_far_from_zero(dtype, tie):
+    """The asymmetric INT kernel where its row statistics matter: rows offset far from 0 (zero points far from
+    the grid's middle), all-positive rows in a row length that is not a power of two (the padding must not
+    enter min and max), rows under the 1e-5 floor, rows of equal values (beyond the floor's overflow too) and
+    non-finite elements: eager CUDA's bits and eager CPU's."""
+    from fpqvar.quant import compiled_fake_quantize
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(24, 1920, generator=generator) * torch.rand(24, 1, generator=generator)
+    offset = torch.randn(24, 1, generator=generator) * 1000
+    largest = torch.finfo(dtype).max
+    equal = torch.tensor([0.0, 1e-7, -3.0, 0.01, 1e4, 1e30, -1e33, largest / 3, largest], dtype=torch.float64)
+    equal = equal.clamp(-largest, largest)[:, None].expand(-1, 1920).clone()
+    equal[::2, 7] *= 0.999  # every other row with a second value (equal to the rest where the dtype rounds it so)
+    for x in (base * 1e-3 + offset, base.abs() + 5, base * 1e-9, equal):
+        x = x.to(dtype)
+        x.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
+        for granularity in (PerGroup(96), PerGroup(128), PerToken()):
+            for fmt in (INT8_ASYM, "int4_asym"):
+                fused = compiled_fake_quantize(x.cuda(), fmt, granularity, tie)
+                assert _same_bits(fused, fake_quantize(x.cuda(), fmt, granularity, tie)), (fmt, granularity)
+                assert _same_bits(fused.cpu(), fake_quantize(x, fmt, granularity, tie)), (fmt, granularity)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
+@pytest.mark.parametrize("fmt", ["fp4_e2m1", "int8_asym"])
+def test_fused_kernel_launched_again_on_other_pointers_and_row_counts(fmt):
+    """After the first call, the compiled kernel is launched directly (``fused_kernel._COMPILED``), keyed by what
+    Triton specializes on: a row count of 1, a multiple of 16 or neither, and an input that starts off the
+    16-byte alignment (a slice) must each get a kernel compiled for them, and eager mode's bits."""
+    from fpqvar.quant import fused_kernel
+
+    if not fused_kernel.HAVE_TRITON:
+        pytest.skip("needs Triton")
+    torch.manual_seed(0)
+    storage = torch.randn(40 * 128 + 1, device="cuda", dtype=torch.bfloat16)
+    fmt = get_format(fmt)
+    for _ in range(2):  # the second round runs the kernels kept by the first
+        for count in (32, 1, 17, 16):
+            for offset in (0, 1):  # 1: the rows start 2 bytes past an aligned address
+                rows = storage[offset:offset + count * 128].view(count, 128)
+                got = fused_kernel.fused_fake_quantize_rows(rows, fmt, "even")
+                assert _same_bits(got, fake_quantize(rows, fmt, PerToken())), (count, offset)
+    kept = {key[2:5] for key in fused_kernel._COMPILED if key[1] == storage.device}  # (aligned, 1, multiple of 16)
+    assert kept >= {(True, False, True), (False, False, True), (True, True, False), (False, False, False)}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
 def test_fused_quantizer_keeps_autograd_where_it_is_recorded():
     """With autograd recording, the call goes through torch.compile (the Triton kernel has no backward): the
     same bits, and eager mode's gradient (round's is zero; the scale's, through the group absmax, is not)
@@ -386,6 +435,25 @@ def test_asymmetric_range_that_overflows(dtype):
     torch.testing.assert_close(out.double(), x.double(), rtol=0, atol=largest / 127)  # within a step
 
 
+@pytest.mark.parametrize("value, dtype, numerics", [
+    (1e33, torch.bfloat16, Numerics()), (-1e33, torch.bfloat16, Numerics()), (1e35, torch.float32, Numerics()),
+    (torch.finfo(torch.float32).max, torch.float32, Numerics()),
+    (0.01, torch.float16, Numerics(scale_dtype="input")), (-2.0, torch.float16, Numerics(scale_dtype="input")),
+], ids=str)
+def test_asymmetric_row_of_equal_values_beyond_the_floor(value, dtype, numerics):
+    """The 1e-5 floor on max - min makes s = 1e-5 / 255 for a row of equal values, and x / s overflows beyond
+    ~1.3e31 (float32 work) or ~0.004 (fp16 work, where s is fp16's smallest subnormal): NaN by the released
+    rule. The scale is then max|x| / 255 and the row comes back within a step."""
+    x = torch.full((2, 16), value, dtype=dtype)
+    x[1, 3] = math.nan  # a non-finite element enters the range as 0: the ordinary rule applies to that row
+    out = fake_quantize(x, INT8_ASYM, PerToken(), numerics)
+    assert bool(torch.isfinite(out).all()), out
+    step = abs(value) / 255
+    assert (out[0].double() - x[0].double()).abs().max() <= step
+    assert out[1, 3] == 0 and (out[1].double() - x[1].double()).nan_to_num().abs().max() <= 2 * step
+    assert torch.equal(dequantize(quantize(x, INT8_ASYM, PerToken(), numerics)), out)
+
+
 def test_straight_through_with_non_finite_inputs():
     x = torch.tensor([[math.inf, -math.inf, math.nan, 1.0, -2.0, 0.5]], requires_grad=True)
     y = fake_quantize_ste(x, FP4_E2M1, PerToken())
@@ -446,17 +514,10 @@ def test_released_int_absmax_floor():
         Numerics(int_absmax_floor=-1.0)
 
 
-# The fused CUDA kernels on the midpoint sweeps: every format in float32, every format of the hand-written Triton
-# kernel (FP, dual and symmetric INT grids) and one asymmetric INT format in bfloat16 / float16, per row and per
-# tensor, ours and the released arithmetic. Each (format, tie, dtype, granularity) compiles once.
-def _triton_grid(fmt) -> bool:
-    return isinstance(fmt, (FloatFormat, DualFormat)) or (isinstance(fmt, IntFormat) and fmt.symmetric)
-
-
-CUDA_SWEEP = [(fmt, torch.float32) for fmt in SWEEP_FORMATS] + [
-    (fmt, dtype) for fmt in SWEEP_FORMATS if _triton_grid(fmt) or fmt.name == "int8_asym"
-    for dtype in (torch.bfloat16, torch.float16)
-]
+# The fused CUDA kernels on the midpoint sweeps: every format in float32, bfloat16 and float16, per row (the
+# hand-written Triton kernels) and per tensor (torch.compile), ours and the released arithmetic. Each (format, tie,
+# dtype, granularity) compiles once.
+CUDA_SWEEP = [(fmt, dtype) for fmt in SWEEP_FORMATS for dtype in (torch.float32, torch.bfloat16, torch.float16)]
 
 
 # The Triton kernel takes its fast path (one reciprocal per row) for scales in fused_kernel.FAST_SCALES, 2**-60
@@ -469,14 +530,15 @@ FUSED_EXACT_PATH_SCALES = {torch.float32: [2.0**-61, 2.0**-90], torch.bfloat16: 
 @pytest.mark.parametrize("tie", TIES)
 @pytest.mark.parametrize("fmt, dtype", CUDA_SWEEP, ids=lambda v: getattr(v, "name", str(v)))
 def test_fused_kernels_on_the_midpoint_sweeps(fmt, dtype, tie):
-    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included. FP, dual and
-    symmetric INT grids per row run the Triton kernel (``fused_kernel``), asymmetric INT formats and per tensor
-    the torch.compile kernel."""
+    """Bit for bit eager CUDA and the exact reference (hence eager CPU), subnormal scales included. Every format
+    per row runs a Triton kernel (``fused_kernel``); per tensor, the released symmetric INT absmax floor and the
+    released fp16 arithmetic take the other routes of ``compiled_fake_quantize``."""
     from fpqvar.quant import compiled_fake_quantize, fused_kernel
 
-    assert fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32) == (_triton_grid(fmt) and fused_kernel.HAVE_TRITON)
-    if isinstance(fmt, IntFormat):  # the released absmax floor keeps torch.compile's kernel
-        assert not fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32, int_absmax_floor=1e-5)
+    assert fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32) == fused_kernel.HAVE_TRITON
+    if isinstance(fmt, IntFormat):  # the released absmax floor of symmetric INT keeps torch.compile's kernel
+        floored = fused_kernel.supported(fmt, SWEEP_WIDTH, dtype, torch.float32, int_absmax_floor=1e-5)
+        assert floored == (not fmt.symmetric and fused_kernel.HAVE_TRITON)
     cases = [(PerGroup(SWEEP_WIDTH), Numerics(tie=tie), torch.float32)]
     if fmt in (FP4_E2M1, DFQ_FP4) and dtype == torch.float32:
         cases.append((PerTensor(), Numerics(tie=tie), torch.float32))
@@ -500,18 +562,19 @@ if torch.cuda.is_available():
         import triton.language as tl
 
         @triton.jit
-        def _quotient_mismatch_kernel(scales_ptr, counts_ptr, BLOCK: tl.constexpr):
+        def _quotient_mismatch_kernel(scales_ptr, counts_ptr, BLOCK: tl.constexpr, MAX_QUOTIENT: tl.constexpr):
             """For one divisor s and BLOCK float32 bit patterns: how many quotients that matter the fast path gets
-            wrong, and how many of the rest it makes 2**-40 or larger. What matters: 2**-41 <= |x / s| <= 2**17
-            (x / s on a grid), and for s >= 1 also FAST_SCALES' 2**-60 <= |x / s| <= 2**126 (a row's scale: its
-            absmax over the format's largest value, at least 1.75)."""
+            wrong, and how many of the rest it makes 2**-40 or larger. What matters: 2**-41 <= |x / s| <=
+            FAST_MAX_QUOTIENT (x / s on a grid, or before an asymmetric INT grid's zero point), and for s >= 1
+            also FAST_SCALES' 2**-60 <= |x / s| <= 2**126 (a row's scale: its absmax over the format's largest
+            value, at least 1.75)."""
             s = tl.load(scales_ptr + tl.program_id(1))
             patterns = (tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)).to(tl.int32)
             x = patterns.to(tl.float32, bitcast=True)
             want = tl.math.div_rn(x, s)
             got = fused_kernel._quotient(x, -s, tl.math.div_rn(1.0, s))
             finite = tl.abs(x) < float("inf")
-            on_grid = (tl.abs(want) >= 2.0**-41) & (tl.abs(want) <= 2.0**17)
+            on_grid = (tl.abs(want) >= 2.0**-41) & (tl.abs(want) <= MAX_QUOTIENT)
             as_scale = (s >= 1.0) & (tl.abs(want) >= 2.0**-60) & (tl.abs(want) <= 2.0**126)
             matters = finite & (on_grid | as_scale)
             wrong = matters & (got.to(tl.int32, bitcast=True) != want.to(tl.int32, bitcast=True))
@@ -526,8 +589,8 @@ def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     (``fused_kernel._quotient``), and so do the scales (the row absmax over the format's largest value).
     Exhaustively over all 2**32 float32 bit patterns, for divisors at both ends of FAST_SCALES, with all-ones
     mantissas, every format's largest magnitudes and 24 random ones: every quotient a grid can see
-    (2**-41 <= |x / s| <= 2**17; the smallest midpoint of every grid is 2**-17, the largest value 57344), and
-    for divisors of at least 1 every scale the fast path accepts (2**-60 to 2**126), has the IEEE quotient's
+    (2**-41 <= |x / s|; the smallest midpoint of every grid is 2**-17) up to FAST_MAX_QUOTIENT (2**40, the
+    asymmetric INT kernel's bound on the fast path; a grid format's quotients end at 57344), and for divisors of at least 1 every scale the fast path accepts (2**-60 to 2**126), has the IEEE quotient's
     bits; every smaller quotient stays below 2**-40 (it rounds to zero on every grid, as the IEEE one does)."""
     if not fused_kernel.HAVE_TRITON:
         pytest.skip("needs Triton")
@@ -541,6 +604,7 @@ def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     scales = torch.tensor(scales, dtype=torch.float32, device="cuda").clamp(low, high)
     counts = torch.zeros(len(scales), 2, dtype=torch.int32, device="cuda")
     block = 4096
-    _quotient_mismatch_kernel[(2**32 // block, len(scales))](scales, counts, BLOCK=block, enable_fp_fusion=False,
-                                                             enable_reflect_ftz=False)
+    _quotient_mismatch_kernel[(2**32 // block, len(scales))](
+        scales, counts, BLOCK=block, MAX_QUOTIENT=fused_kernel.FAST_MAX_QUOTIENT, enable_fp_fusion=False,
+        enable_reflect_ftz=False)
     assert counts.sum().item() == 0, {s: c for s, c in zip(scales.tolist(), counts.tolist(), strict=True) if sum(c)}

@@ -21,23 +21,28 @@ paths (1, 2**-60 fast; 2**-61, 2**-90 and subnormal ones exact), and ``_quotient
 float32 for 43 divisors.
 
 Covers FloatFormat and DualFormat grids (a dual format's halves may be integer grids) and symmetric IntFormat
-grids (without the released absmax floor) with one scale (pair) per row of at most ``MAX_ROW`` elements, in
-float32 work (not float64, not the released fp16/bf16 arithmetic); everything else (asymmetric INT with its
-zero point, per tensor) stays with the compiled quantizer.
+grids (without the released absmax floor) in that kernel, and asymmetric IntFormat grids (scale and zero point
+from the row's min and max) in a second one (``_fake_quantize_asymmetric_rows_kernel``: the same fast quotient,
+``rint`` for the rounding); both with one scale (pair) per row of at most ``MAX_ROW`` elements, in float32 work
+(not float64, not the released fp16/bf16 arithmetic). Everything else (per tensor, the released symmetric INT
+absmax floor) stays with the compiled quantizer.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 
 from ..formats import DualFormat, FloatFormat, Format, IntFormat
+from .numerics import ASYMMETRIC_MIN_RANGE
 from .rounding import TIES, Tie, _Binades, _binades
 
 try:  # Triton is optional: CPU-only installs use the compiled (or eager) quantizer
     import triton
     import triton.language as tl
+    from triton.compiler import CompiledKernel
     from triton.language.extra import libdevice
 
     HAVE_TRITON = True
@@ -58,9 +63,10 @@ _FAST_ABSMAX = {torch.float32: 2.0**127, torch.bfloat16: float("inf"), torch.flo
 
 def supported(fmt: Format, row_length: int, dtype: torch.dtype, work: torch.dtype, *, int_absmax_floor: float = 0.0) -> bool:
     """Whether :func:`fused_fake_quantize_rows` computes this case (else the caller compiles ``fake_quantize``):
-    FP and dual grids, and symmetric INT grids (spacing 1, one binade) without the released absmax floor."""
+    FP and dual grids, symmetric INT grids (spacing 1, one binade) without the released absmax floor, and
+    asymmetric INT grids (which have no absmax floor)."""
     grid = isinstance(fmt, (FloatFormat, DualFormat)) or (
-        isinstance(fmt, IntFormat) and fmt.symmetric and not int_absmax_floor)
+        isinstance(fmt, IntFormat) and not (fmt.symmetric and int_absmax_floor))
     return HAVE_TRITON and grid and dtype in _OUT_DTYPES and work == torch.float32 and 0 < row_length <= MAX_ROW
 
 
@@ -80,6 +86,10 @@ def _half_constants(b: _Binades, tie: Tie, prefix: str) -> dict:
 
 @functools.cache  # built once per (format, tie): the quantizer is called per layer and step while sampling
 def _constants(fmt: Format, tie: Tie) -> dict:
+    if isinstance(fmt, IntFormat) and not fmt.symmetric:
+        return {"TIE": TIES.index(tie), "INT_MIN": fmt.min_value, "INT_MAX": fmt.max_value,
+                "LEVELS": fmt.max_value - fmt.min_value, "MIN_RANGE": ASYMMETRIC_MIN_RANGE,
+                "FAST_MAX_QUOTIENT": FAST_MAX_QUOTIENT}
     if isinstance(fmt, DualFormat):
         negative, positive = _binades(fmt.negative, high=0.0), _binades(fmt.positive, low=0.0)
         max_pos, max_neg, low, high = fmt.max_value, -fmt.min_value, negative.low, positive.high
@@ -120,6 +130,9 @@ def _steps_rule(c: dict) -> int:
 # grid is 2**-17, FP8 E5M2's) has an exact residual x - q * s (its last bit, 2**(-41 - 23 - 60 - 23) = 2**-147,
 # is above float32's 2**-149).
 FAST_SCALES = (2.0**-60, 2.0**126)
+# The asymmetric INT kernel's fast path also bounds |x / s| (its rows may lie far from 0: a row of equal values
+# with the 1e-5 floor has x / s up to ~1e38); at this bound x * r and the residuals are far from overflow.
+FAST_MAX_QUOTIENT = 2.0**40
 
 
 if HAVE_TRITON:
@@ -194,6 +207,18 @@ if HAVE_TRITON:
         return rounded
 
     @triton.jit
+    def _integer_ties(y, nearest, TIE: tl.constexpr):
+        """``rounding.round_to_integer`` of y, op for op, from its nearest integer ``rint(y)`` (ties to even):
+        the tie mode's correction, and +0 for a zero (-0 + 0 and -1 + 1 are +0)."""
+        if TIE == 0:
+            rounded = (nearest + 1.0) - 1.0
+        elif TIE == 1:
+            rounded = nearest + tl.where(y - nearest == 0.5, 1.0, 0.0)
+        else:
+            rounded = (nearest - 1.0) + tl.where(y - nearest != -0.5, 1.0, 0.0)
+        return rounded
+
+    @triton.jit
     def _round_exact(y, LOW: tl.constexpr, HIGH: tl.constexpr, TIE: tl.constexpr,
                      P_MIN_FIELD: tl.constexpr, P_MAX_FIELD: tl.constexpr, P_MBITS: tl.constexpr,
                      P_EVEN_FIELD: tl.constexpr, P_CODED_BIAS: tl.constexpr,
@@ -215,12 +240,19 @@ if HAVE_TRITON:
                 even_n = (((clamped - 127 + N_CODED_BIAS) & 1) == 0) & N_EVEN_FIELD
                 even = tl.where(positive, even_p, even_n)
                 nearest = tl.where((tl.abs(steps) == 1.5) & even, tl.where(steps > 0, 1.0, -1.0), nearest)
-            rounded = (nearest + 1.0) - 1.0  # -0 -> +0
-        elif TIE == 1:
-            rounded = nearest + tl.where(steps - nearest == 0.5, 1.0, 0.0)
-        else:
-            rounded = (nearest - 1.0) + tl.where(steps - nearest != -0.5, 1.0, 0.0)
+        rounded = _integer_ties(steps, nearest, TIE)
         return tl.minimum(tl.maximum(rounded * (spacing_field << 23).to(tl.float32, bitcast=True), LOW), HIGH)
+
+    @triton.jit
+    def _load_tile(x_ptr, rows, row_length, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr):
+        """A program's tile of rows in float32, elements beyond the rows 0, and where they are in memory.
+        NaN and +-Inf quantize to 0 and are left out of the scale: they are zeroed here, once."""
+        row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+        col = tl.arange(0, BLOCK_L)
+        mask = (row < rows)[:, None] & (col < row_length)[None, :]
+        offsets = row[:, None] * row_length + col[None, :]
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        return tl.where(tl.abs(x) < float("inf"), x, 0.0), offsets, mask
 
     @triton.jit
     def _fake_quantize_rows_kernel(
@@ -234,13 +266,7 @@ if HAVE_TRITON:
         N_CODED_BIAS: tl.constexpr, N_MIN_POWER: tl.constexpr, N_SHIFT: tl.constexpr, N_ONE_BINADE: tl.constexpr,
         FAST_MIN_SCALE: tl.constexpr, FAST_MAX_SCALE: tl.constexpr,
     ):
-        row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
-        col = tl.arange(0, BLOCK_L)
-        mask = (row < rows)[:, None] & (col < row_length)[None, :]
-        offsets = row[:, None] * row_length + col[None, :]
-        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        # NaN and +-Inf quantize to 0 and are left out of the scale: zero them once
-        x = tl.where(tl.abs(x) < float("inf"), x, 0.0)
+        x, offsets, mask = _load_tile(x_ptr, rows, row_length, BLOCK_R, BLOCK_L)
 
         # scales: absmax (of each sign, for a dual format) over the format's maximum
         if DUAL:
@@ -289,6 +315,88 @@ if HAVE_TRITON:
             value = tl.minimum(tl.maximum(value, -out_max), out_max)
         tl.store(out_ptr + offsets, value.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
 
+    @triton.jit
+    def _fake_quantize_asymmetric_rows_kernel(
+        x_ptr, out_ptr, rows, row_length, out_max,
+        BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr, PADDED: tl.constexpr, TIE: tl.constexpr,
+        INT_MIN: tl.constexpr, INT_MAX: tl.constexpr, LEVELS: tl.constexpr, MIN_RANGE: tl.constexpr,
+        FAST_MIN_SCALE: tl.constexpr, FAST_MAX_SCALE: tl.constexpr, FAST_MAX_QUOTIENT: tl.constexpr,
+    ):
+        """``quantize._quantize_groups`` for an asymmetric IntFormat, op for op in float32: the row's scale and
+        zero point (``_asymmetric_scale``), then per element the quotient, ``round_to_integer``, the zero point,
+        the clamp and the dequantizing product. Non-finite elements were zeroed, so their level is
+        round(0) + zp = zp, what eager mode's select gives."""
+        x, offsets, mask = _load_tile(x_ptr, rows, row_length, BLOCK_R, BLOCK_L)
+        if PADDED:  # the columns beyond a row's end are loaded as 0, which must not enter its min and max
+            in_row = (tl.arange(0, BLOCK_L) < row_length)[None, :]
+            low = tl.min(tl.where(in_row, x, float("inf")), axis=1)
+            high = tl.max(tl.where(in_row, x, -float("inf")), axis=1)
+        else:
+            low = tl.min(x, axis=1)
+            high = tl.max(x, axis=1)
+        scale = tl.math.div_rn(tl.maximum(high - low, MIN_RANGE), LEVELS)
+        scale = tl.where(scale < float("inf"), scale, tl.math.div_rn(high, LEVELS) - tl.math.div_rn(low, LEVELS))
+        magnitude = tl.maximum(tl.abs(low), tl.abs(high))
+        scale = tl.where(tl.math.div_rn(magnitude, scale) < float("inf"), scale, tl.math.div_rn(magnitude, LEVELS))
+        shifted_low = INT_MIN - tl.math.div_rn(low, scale)
+        zero_point = _integer_ties(shifted_low, libdevice.rint(shifted_low), TIE)[:, None]
+
+        # Fast quotient (``_quotient``) for the tile when every scale lies in FAST_SCALES and every |x / s| is
+        # at most FAST_MAX_QUOTIENT (the product x * r and the residuals stay far from overflow): then it is
+        # the IEEE quotient wherever |x / s| >= 2**-41, and below that every quotient rounds to 0 alike.
+        fast = (scale >= FAST_MIN_SCALE) & (scale <= FAST_MAX_SCALE) & (magnitude <= scale * FAST_MAX_QUOTIENT)
+        if tl.min(fast.to(tl.int32), axis=0) == 1:
+            y = _quotient(x, -scale[:, None], tl.math.div_rn(1.0, scale)[:, None])
+        else:
+            y = tl.math.div_rn(x, scale[:, None])
+        level = _integer_ties(y, libdevice.rint(y), TIE) + zero_point
+        level = tl.minimum(tl.maximum(level, INT_MIN), INT_MAX)
+        value = (level - zero_point) * scale[:, None]
+        value = tl.minimum(tl.maximum(value, -out_max), out_max)
+        tl.store(out_ptr + offsets, value.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything of a launch but the tensors and the row count: the kernel, its tile, its trailing arguments
+    (the scalars, then every constexpr in the kernel's parameter order) and its compile options."""
+
+    kernel: object
+    block_rows: int
+    trailing: tuple
+    options: tuple
+
+
+@functools.cache
+def _plan(fmt: Format, tie: Tie, dtype: torch.dtype, length: int, block_rows: int | None,
+          num_warps: int | None) -> _Plan:
+    block_l = triton.next_power_of_2(length)
+    # a dual format holds twice the per-row values and selects: at 32 elements per thread it needed 126
+    # registers (62 at 16) and ran slower
+    per_thread = _BYTES_PER_THREAD // dtype.itemsize // (2 if isinstance(fmt, DualFormat) else 1)
+    block_r = block_rows or max(1, 64 * per_thread // block_l)
+    constants = {"BLOCK_R": block_r, "BLOCK_L": block_l, "FAST_MIN_SCALE": FAST_SCALES[0],
+                 "FAST_MAX_SCALE": FAST_SCALES[1], **_constants(fmt, tie)}
+    scalars = (torch.finfo(dtype).max,)
+    if isinstance(fmt, IntFormat) and not fmt.symmetric:
+        kernel = _fake_quantize_asymmetric_rows_kernel
+        constants["PADDED"] = block_l != length
+    else:
+        kernel = _fake_quantize_rows_kernel
+        scalars += (_FAST_ABSMAX[dtype],)
+    names = kernel.arg_names[4 + len(scalars):]  # after x_ptr, out_ptr, rows, row_length and the scalars
+    options = {"num_warps": num_warps or min(8, max(1, block_r * block_l // (32 * per_thread))),
+               "enable_fp_fusion": False, "enable_reflect_ftz": False}
+    return _Plan(kernel, block_r, scalars + tuple(constants[name] for name in names), tuple(options.items()))
+
+
+# Launched through Triton's JIT, every call binds and specializes the kernel's ~40 arguments and builds its cache
+# key from them: 47-87 us of host time per call on the H200, against 8-11 us for a clone. So the compiled kernel
+# is launched directly once known, keyed by what Triton specializes a compiled kernel on besides the plan: the
+# device, the input pointer's 16-byte alignment (the output is a fresh allocation) and the row count's size
+# class (1, a multiple of 16, 32 or 64 bits).
+_COMPILED: dict[tuple, object] = {}
+
 
 def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie, *, block_rows: int | None = None,
                              num_warps: int | None = None) -> torch.Tensor:
@@ -296,16 +404,15 @@ def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie, *, block
     rows' dtype; the case must be :func:`supported`. ``block_rows``, ``num_warps``: the tile (rows per program,
     a power of two; default ``_BYTES_PER_THREAD``) and its warps, for tuning; the bits do not depend on them."""
     count, length = rows.shape
-    block_l = triton.next_power_of_2(length)
-    # a dual format holds twice the per-row values and selects: at 32 elements per thread it needed 126
-    # registers (62 at 16) and ran slower
-    per_thread = _BYTES_PER_THREAD // rows.element_size() // (2 if isinstance(fmt, DualFormat) else 1)
-    block_r = block_rows or max(1, 64 * per_thread // block_l)
+    plan = _plan(fmt, tie, rows.dtype, length, block_rows, num_warps)
     out = torch.empty_like(rows)
-    _fake_quantize_rows_kernel[(triton.cdiv(count, block_r),)](
-        rows, out, count, length, torch.finfo(rows.dtype).max, _FAST_ABSMAX[rows.dtype], BLOCK_R=block_r, BLOCK_L=block_l,
-        num_warps=num_warps or min(8, max(1, block_r * block_l // (32 * per_thread))),
-        enable_fp_fusion=False, enable_reflect_ftz=False,
-        FAST_MIN_SCALE=FAST_SCALES[0], FAST_MAX_SCALE=FAST_SCALES[1], **_constants(fmt, tie),
-    )
+    grid = (triton.cdiv(count, plan.block_rows),)
+    key = (plan, rows.device, rows.data_ptr() % 16 == 0, count == 1, count % 16 == 0, count < 2**31)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = plan.kernel[grid](rows, out, count, length, *plan.trailing, **dict(plan.options))
+        if isinstance(compiled, CompiledKernel):  # (Triton's interpreter returns none)
+            _COMPILED[key] = compiled
+    else:
+        compiled[grid](rows, out, count, length, *plan.trailing)
     return out

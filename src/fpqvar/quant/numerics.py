@@ -9,6 +9,7 @@ from ..formats import Format, IntFormat, get_format
 from .rounding import Tie, check_tie
 
 ScaleDtype = Literal["float32", "input"]
+ASYMMETRIC_MIN_RANGE = 1e-5  # the released code's floor on an asymmetric INT row's max - min (ours too)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ with ``scale_dtype="input"`` in the input's dtype as the released code does for 
 No Inf or NaN leaves a quantizer: non-finite elements (NaN, +-Inf) are left out of the scale and quantize
 to 0; a group whose scale is 0 (all zeros) quantizes to 0; a dequantized value beyond the dtype's largest
 finite value (fp16 65504 with E2M1: 6 x 10920 = 65520) saturates to it; an asymmetric range max - min
-that overflows is formed as max / n - min / n. Limit: a float32 scale below 2**-126 (fp32 or bf16 groups
+that overflows is formed as max / n - min / n, and where the 1e-5 floor on it makes x / s overflow (a row of
+equal values beyond ~1.3e31), s = max|x| / n. Limit: a float32 scale below 2**-126 (fp32 or bf16 groups
 with absmax below max_value * 2**-126, ~7e-38 for E2M1) is subnormal and has fewer bits, and below
 max_value * 2**-149 it is 0 and the group quantizes to 0 (``tests/test_quantize.py`` pins both).
 Empty tensors give empty results.
@@ -31,10 +32,8 @@ import torch
 from ..formats import DualFormat, Format, IntFormat, get_format
 from . import fused_kernel
 from .granularity import Granularity, PerGroup, PerTensor, PerToken, as_groups, scale_shape
-from .numerics import Numerics, as_numerics
+from .numerics import ASYMMETRIC_MIN_RANGE, Numerics, as_numerics
 from .rounding import Tie, round_to_format, round_to_integer
-
-_ASYMMETRIC_MIN_RANGE = 1e-5  # the released code's floor on max - min
 
 
 @dataclass
@@ -95,10 +94,17 @@ def _absmax(rows: torch.Tensor) -> torch.Tensor:
 
 
 def _asymmetric_scale(low: torch.Tensor, high: torch.Tensor, levels: float, work: torch.dtype) -> torch.Tensor:
-    """max(high - low, 1e-5) / levels; where high - low overflows the dtype, high / levels - low / levels."""
-    span = (high.to(work) - low.to(work)).clamp(min=_ASYMMETRIC_MIN_RANGE)
+    """max(high - low, 1e-5) / levels; where high - low overflows the dtype, high / levels - low / levels; where
+    x / s would overflow, max(|low|, |high|) / levels.
+
+    The last case is a row of equal values beyond ~1.3e31 in float32 work (the floor makes s = 3.9e-8), or in
+    fp16 work any row narrower than 1e-5 beyond ~0.004 (s is fp16's smallest subnormal): the released rule
+    returns NaN there, this scale the row's values to within a step (2**n - 1 steps of absmax / levels)."""
+    span = (high - low).clamp(min=ASYMMETRIC_MIN_RANGE)
     scale = _divide(span, levels, work)
-    return torch.where(scale < math.inf, scale, _divide(high, levels, work) - _divide(low, levels, work))
+    scale = torch.where(scale < math.inf, scale, _divide(high, levels, work) - _divide(low, levels, work))
+    magnitude = torch.maximum(low.abs(), high.abs())
+    return torch.where(_divide(magnitude, scale, work) < math.inf, scale, _divide(magnitude, levels, work))
 
 
 def _quantize_groups(rows: torch.Tensor, fmt: Format, numerics: Numerics):
@@ -212,10 +218,9 @@ def compiled_fake_quantize(
     tie: Tie | Numerics = "even",
 ) -> torch.Tensor:
     """:func:`fake_quantize` as one fused kernel on CUDA, where eager mode launches ~15 memory-bound kernels;
-    plain eager elsewhere. FP, dual and symmetric INT grids with one scale per row of at most
-    ``fused_kernel.MAX_ROW`` elements run the hand-written Triton kernel of ``fused_kernel.py``; the rest
-    (asymmetric INT, the released INT absmax floor, per tensor, float64) runs
-    ``fake_quantize`` compiled by torch.compile. Both give eager's bits (``_divide`` says how compiled divisions
+    plain eager elsewhere. Every format with one scale per row of at most ``fused_kernel.MAX_ROW`` elements runs
+    the hand-written Triton kernels of ``fused_kernel.py``; the rest (per tensor, the released symmetric INT
+    absmax floor, float64) runs ``fake_quantize`` compiled by torch.compile. Both give eager's bits (``_divide`` says how compiled divisions
     stay exact): ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a
     GPU. The released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it
     was not exact. Inside a compiled region (a compiled model) it is traced like any other code, so the
