@@ -356,7 +356,7 @@ if HAVE_TRITON:
         tl.store(out_ptr + offsets, value.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per case (``_plan`` is cached)
 class _Plan:
     """Everything of a launch but the tensors and the row count: the kernel, its tile, its trailing arguments
     (the scalars, then every constexpr in the kernel's parameter order) and its compile options."""
