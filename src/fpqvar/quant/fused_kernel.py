@@ -406,7 +406,7 @@ def fused_fake_quantize_rows(rows: torch.Tensor, fmt: Format, tie: Tie, *, block
     count, length = rows.shape
     plan = _plan(fmt, tie, rows.dtype, length, block_rows, num_warps)
     out = torch.empty_like(rows)
-    grid = (triton.cdiv(count, plan.block_rows),)
+    grid = (triton.cdiv(count, plan.block_rows), 1, 1)  # three dimensions: a compiled kernel's launcher reads each
     key = (plan, rows.device, rows.data_ptr() % 16 == 0, count == 1, count % 16 == 0, count < 2**31)
     compiled = _COMPILED.get(key)
     if compiled is None:
