@@ -207,8 +207,8 @@ def test_error_is_at_most_half_the_widest_gap(fmt, tie, seed, rows, heavy):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are CUDA-only")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_kernels_equal_eager_quantization(dtype):
-    """The fused kernels (Triton for grid formats per row, torch.compile for INT and per tensor; one kernel per
-    format and row length, the row count dynamic): every shape, the non-contiguous and the non-finite included,
+    """The fused kernels (Triton for every format per row, torch.compile per tensor; one kernel per format and
+    row length, the row count dynamic): every shape, the non-contiguous and the non-finite included,
     and a row length that is not a power of two (1920), gives eager mode's bits."""
     from fpqvar.quant import compiled_fake_quantize
 
