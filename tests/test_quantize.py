@@ -590,8 +590,9 @@ def test_fast_path_quotient_is_the_ieee_quotient_at_every_float32():
     Exhaustively over all 2**32 float32 bit patterns, for divisors at both ends of FAST_SCALES, with all-ones
     mantissas, every format's largest magnitudes and 24 random ones: every quotient a grid can see
     (2**-41 <= |x / s|; the smallest midpoint of every grid is 2**-17) up to FAST_MAX_QUOTIENT (2**40, the
-    asymmetric INT kernel's bound on the fast path; a grid format's quotients end at 57344), and for divisors of at least 1 every scale the fast path accepts (2**-60 to 2**126), has the IEEE quotient's
-    bits; every smaller quotient stays below 2**-40 (it rounds to zero on every grid, as the IEEE one does)."""
+    asymmetric INT kernel's bound on the fast path; a grid format's quotients end at 57344), and for divisors
+    of at least 1 every scale the fast path accepts (2**-60 to 2**126), has the IEEE quotient's bits; every
+    smaller quotient stays below 2**-40 (it rounds to zero on every grid, as the IEEE one does)."""
     if not fused_kernel.HAVE_TRITON:
         pytest.skip("needs Triton")
     low, high = fused_kernel.FAST_SCALES

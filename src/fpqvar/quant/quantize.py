@@ -220,8 +220,8 @@ def compiled_fake_quantize(
     """:func:`fake_quantize` as one fused kernel on CUDA, where eager mode launches ~15 memory-bound kernels;
     plain eager elsewhere. Every format with one scale per row of at most ``fused_kernel.MAX_ROW`` elements runs
     the hand-written Triton kernels of ``fused_kernel.py``; the rest (per tensor, the released symmetric INT
-    absmax floor, float64) runs ``fake_quantize`` compiled by torch.compile. Both give eager's bits (``_divide`` says how compiled divisions
-    stay exact): ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a
+    absmax floor, float64) runs ``fake_quantize`` compiled by torch.compile. Both give eager's bits
+    (``_divide`` says how compiled divisions stay exact): ``tests/test_quantize.py`` checks every format, tie and arithmetic on the midpoint sweeps on a
     GPU. The released arithmetic on fp16/bf16 (scale and x / s in the input's dtype) runs eager: compiled, it
     was not exact. Inside a compiled region (a compiled model) it is traced like any other code, so the
     caller's kernels absorb it; there that released fp16/bf16 case is not guaranteed bit-exact either."""
